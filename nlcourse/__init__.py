@@ -1,0 +1,20 @@
+"""nlcourse: the reference implementations behind the Non-local Neural Networks course.
+
+The public names are the block and the MNIST network. Everything heavy (torchvision, matplotlib,
+mlxtend) is imported only inside the functions that use it, so ``import nlcourse`` stays light.
+"""
+
+from ._modes import MODES
+from .blocks import NonLocalBlock, NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
+from .models import MNISTNet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODES",
+    "NonLocalBlock",
+    "NonLocalBlock1d",
+    "NonLocalBlock2d",
+    "NonLocalBlock3d",
+    "MNISTNet",
+]

@@ -1,0 +1,47 @@
+"""Command line: ``python -m nlcourse train --mode embedded_gaussian --budget quick --out runs/eg``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._modes import MODES
+from .budget import BUDGETS
+
+
+def _train(args) -> int:
+    from .train import train_mnist
+
+    metrics = train_mnist(mode=None if args.mode == "none" else args.mode, budget=args.budget,
+                          seed=args.seed, out=args.out, device=args.device,
+                          progress=not args.no_progress)
+    print(f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs']} epoch(s), "
+          f"{metrics['train_seconds']:.1f} s of training on {metrics['device']} "
+          f"({metrics['data_description']})")
+    if args.out:
+        print(f"wrote {args.out}/model.pt and {args.out}/metrics.json")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nlcourse",
+                                     description="Non-local Neural Networks course tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train MNISTNet with or without non-local blocks")
+    train.add_argument("--mode", default="embedded_gaussian", choices=[*MODES, "none"],
+                       help="pairwise function of the blocks, or 'none' for the baseline")
+    train.add_argument("--budget", default=None, choices=list(BUDGETS),
+                       help="default: $NLCOURSE_BUDGET, else 'full' with CUDA and 'quick' without")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default=None, help="folder for model.pt and metrics.json")
+    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(run=_train)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Three training budgets, one table: smoke (CI, seconds), quick (2 CPU cores, minutes), full.
+
+Every notebook and training run reads its budget here, from an explicit name or from the
+``NLCOURSE_BUDGET`` environment variable; the default is ``full`` on a CUDA machine, else
+``quick``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+__all__ = ["Budget", "BUDGETS", "get_budget"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    epochs: int
+    batch_size: int
+    optimizer: str          # "adam" or "adamw"
+    lr: float               # the constant rate, or the peak of the one-cycle schedule
+    schedule: str           # "constant" or "onecycle"
+    weight_decay: float = 0.0
+    train_size: int | None = None   # None: the whole training split
+    test_size: int | None = None
+    description: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+BUDGETS = {
+    "smoke": Budget("smoke", epochs=1, batch_size=64, optimizer="adamw", lr=3e-3,
+                    schedule="onecycle", weight_decay=1e-4, train_size=4096, test_size=1024,
+                    description="seconds: a 4,096-image subset, one epoch; checks that it runs, "
+                                "not how well it learns"),
+    "quick": Budget("quick", epochs=2, batch_size=128, optimizer="adamw", lr=3e-3,
+                    schedule="onecycle", weight_decay=1e-4,
+                    description="minutes on 2 CPU cores: full MNIST, 2 epochs, AdamW with a "
+                                "one-cycle learning rate"),
+    "full": Budget("full", epochs=10, batch_size=128, optimizer="adam", lr=1e-3,
+                   schedule="constant",
+                   description="the reference recipe: full MNIST, 10 epochs, batch 128, "
+                               "Adam 1e-3 (a GPU/Colab budget)"),
+}
+
+
+def get_budget(budget: str | Budget | None = None) -> Budget:
+    """The named budget, else ``$NLCOURSE_BUDGET``, else ``full`` with CUDA and ``quick`` without."""
+    if isinstance(budget, Budget):
+        return budget
+    source = "budget"
+    if budget is None:
+        budget, source = os.environ.get("NLCOURSE_BUDGET") or None, "NLCOURSE_BUDGET"
+    if budget is None:
+        return BUDGETS["full" if torch.cuda.is_available() else "quick"]
+    if budget not in BUDGETS:
+        raise ValueError(f"{source} must be one of {', '.join(map(repr, BUDGETS))}; got {budget!r}")
+    return BUDGETS[budget]

@@ -1,0 +1,88 @@
+"""Fast forms of the four pairwise functions, each equal to :mod:`nlcourse.reference`.
+
+Same token layout as the reference: queries ``(B, N, C)``, keys ``(B, M, C)``, values
+``(B, M, C')``. Each kernel returns ``(y, attention)``; ``attention`` is the (B, N, M) matrix
+f / C(x) when ``need_map`` is true, else ``None`` and then the kernel may avoid building it:
+
+* Gaussian and embedded Gaussian: a softmax, so PyTorch's fused
+  ``scaled_dot_product_attention`` (never materialises the N x M matrix in its fused kernels).
+* dot product: associativity, ``theta (phi^T g) / M``: O(N C C') instead of O(N M C).
+* concatenation: ``w^T [theta_i; phi_j] = a_i + b_j``, so f = ReLU(a_i + b_j) needs no
+  (B, 2C', N, M) tensor; without the map, sorting b turns the sum over j into suffix sums,
+  O((N + M) log M) instead of O(N M).
+
+The book derives each of these (chapters on the pairwise functions and on performance).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._modes import check_mode
+
+__all__ = ["softmax_attention", "dot_product", "concatenation", "nonlocal_op"]
+
+
+def softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0,
+                      need_map: bool = False) -> tuple[Tensor, Tensor | None]:
+    """softmax_j(scale * q_i . k_j) v_j: the Gaussian and embedded Gaussian modes."""
+    if need_map:
+        attention = torch.softmax(scale * q @ k.transpose(1, 2), dim=-1)
+        return attention @ v, attention
+    # 4-D (B, heads=1, tokens, channels): with 3-D inputs PyTorch's CPU dispatcher falls back to
+    # the unfused math path, which builds the whole matrix (measured in CONVENTIONS.md).
+    y = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1),
+                                       scale=scale)
+    return y.squeeze(1), None
+
+
+def dot_product(theta: Tensor, phi: Tensor, g: Tensor,
+                need_map: bool = False) -> tuple[Tensor, Tensor | None]:
+    """(1/M) sum_j (theta_i . phi_j) g_j."""
+    M = phi.shape[1]
+    if need_map:
+        attention = theta @ phi.transpose(1, 2) / M
+        return attention @ g, attention
+    # (theta phi^T) g == theta (phi^T g): a C' x C' matrix replaces the N x M one.
+    return theta @ (phi.transpose(1, 2) @ g) / M, None
+
+
+def _suffix_sum(t: Tensor) -> Tensor:
+    """S[k] = sum_{j >= k} t[j] along dim 1, with a final zero row (S[M] = 0)."""
+    s = torch.flip(torch.cumsum(torch.flip(t, dims=[1]), dim=1), dims=[1])
+    return torch.cat([s, torch.zeros_like(s[:, :1])], dim=1)
+
+
+def concatenation(theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tensor,
+                  need_map: bool = False) -> tuple[Tensor, Tensor | None]:
+    """(1/M) sum_j ReLU(w^T [theta_i; phi_j]) g_j, via a_i = w_theta . theta_i, b_j = w_phi . phi_j."""
+    Cp = theta.shape[-1]
+    M = phi.shape[1]
+    a = theta @ w_concat[:Cp]  # (B, N)
+    b = phi @ w_concat[Cp:]    # (B, M)
+    if need_map:
+        attention = torch.relu(a.unsqueeze(2) + b.unsqueeze(1)) / M
+        return attention @ g, attention
+    # ReLU(a_i + b_j) = a_i + b_j exactly for the keys with b_j > -a_i, else 0. With b sorted
+    # ascending those keys are a suffix, so the sum over j is a_i * sum(g) + sum(b g) over it.
+    b_sorted, order = torch.sort(b, dim=1)
+    g_sorted = torch.gather(g, 1, order.unsqueeze(-1).expand_as(g))
+    first = torch.searchsorted(b_sorted.detach().contiguous(), (-a).detach().contiguous(),
+                               right=True)  # (B, N): index of the first key with b_j > -a_i
+    index = first.unsqueeze(-1).expand(-1, -1, g.shape[-1])
+    sum_g = torch.gather(_suffix_sum(g_sorted), 1, index)
+    sum_bg = torch.gather(_suffix_sum(b_sorted.unsqueeze(-1) * g_sorted), 1, index)
+    return (a.unsqueeze(-1) * sum_g + sum_bg) / M, None
+
+
+def nonlocal_op(mode: str, theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tensor | None = None,
+                scale: float = 1.0, need_map: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Dispatch to the fast kernel of ``mode``; same contract as ``reference.nonlocal_op``."""
+    check_mode(mode)
+    if mode in ("gaussian", "embedded_gaussian"):
+        return softmax_attention(theta, phi, g, scale=scale, need_map=need_map)
+    if mode == "dot_product":
+        return dot_product(theta, phi, g, need_map=need_map)
+    return concatenation(theta, phi, g, w_concat, need_map=need_map)

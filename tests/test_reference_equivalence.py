@@ -1,0 +1,121 @@
+"""The fast paths equal the literal formulas of nlcourse.reference, in float64, with gradients."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from nlcourse import MODES, pairwise, reference
+
+from .conftest import SHAPES, randomised_block
+
+TOL = dict(rtol=0, atol=1e-10)
+
+CASES = [
+    (mode, dim, sub_sample, bn_layer, use_scale)
+    for mode, dim, sub_sample, bn_layer in itertools.product(MODES, (1, 2, 3), (True, False),
+                                                             (True, False))
+    for use_scale in ((False, True) if mode == "embedded_gaussian" else (False,))
+]
+
+
+def _ids(case):
+    mode, dim, sub_sample, bn_layer, use_scale = case
+    return f"{mode}-{dim}d-{'pool' if sub_sample else 'nopool'}-{'bn' if bn_layer else 'conv'}" + (
+        "-scaled" if use_scale else "")
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_fast_path_equals_reference(case):
+    mode, dim, sub_sample, bn_layer, use_scale = case
+    block = randomised_block(mode, dim, sub_sample=sub_sample, bn_layer=bn_layer,
+                             use_scale=use_scale)
+    x = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    z_ref, map_ref = reference.block_forward(block, x)
+    z_fast = block(x)                                   # the map-free fast kernel
+    z_mapped, nl_map = block(x, return_nl_map=True)     # the map-building form
+    assert z_fast.shape == x.shape
+    # W(y) is far from zero here, so a wrong y cannot hide behind the residual.
+    assert (z_ref - x).abs().max() > 1e-2
+    torch.testing.assert_close(z_fast, z_ref, **TOL)
+    torch.testing.assert_close(z_mapped, z_ref, **TOL)
+    torch.testing.assert_close(nl_map, map_ref, **TOL)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_fast_path_gradients_equal_reference(case):
+    mode, dim, sub_sample, bn_layer, use_scale = case
+    block = randomised_block(mode, dim, sub_sample=sub_sample, bn_layer=bn_layer,
+                             use_scale=use_scale)
+    x = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    weight = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+
+    def grads(fn):
+        xx = x.clone().requires_grad_(True)
+        block.zero_grad(set_to_none=True)
+        (fn(xx) * weight).sum().backward()
+        return [xx.grad] + [p.grad if p.grad is not None else torch.zeros_like(p)
+                            for p in block.parameters()]
+
+    for fast, ref in zip(grads(block), grads(lambda t: reference.block_forward(block, t)[0])):
+        torch.testing.assert_close(fast, ref, **TOL)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("need_map", [False, True], ids=["fast", "map"])
+def test_gradcheck(mode, need_map):
+    """torch.autograd.gradcheck of the block, input and all parameters, in float64."""
+    block = randomised_block(mode, 2, use_scale=(mode == "embedded_gaussian"))
+    x = torch.randn(1, 6, 4, 5, dtype=torch.float64, requires_grad=True)
+    params = list(block.parameters())
+    names = [n for n, _ in block.named_parameters()]
+
+    def fn(x, *ps):
+        state = dict(zip(names, ps))
+        out = torch.func.functional_call(block, state, (x,), {"return_nl_map": need_map})
+        return out if not need_map else out[0]
+
+    assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_kernels_match_reference_op(mode):
+    """pairwise.nonlocal_op == reference.nonlocal_op on raw token tensors, odd N and M."""
+    gen = torch.Generator().manual_seed(3)
+    theta = torch.randn(3, 11, 4, dtype=torch.float64, generator=gen)
+    phi = torch.randn(3, 7, 4, dtype=torch.float64, generator=gen)
+    g = torch.randn(3, 7, 5, dtype=torch.float64, generator=gen)
+    w = torch.randn(8, dtype=torch.float64, generator=gen)
+    y_ref, a_ref = reference.nonlocal_op(mode, theta, phi, g, w_concat=w, scale=0.7)
+    for need_map in (False, True):
+        y, a = pairwise.nonlocal_op(mode, theta, phi, g, w_concat=w, scale=0.7, need_map=need_map)
+        torch.testing.assert_close(y, y_ref, **TOL)
+        if need_map:
+            torch.testing.assert_close(a, a_ref, **TOL)
+        else:
+            assert a is None
+
+
+def test_concatenation_sorted_form_handles_all_and_no_active_keys():
+    """Edge cases of the suffix-sum form: every ReLU on, every ReLU off."""
+    theta = torch.ones(1, 3, 2, dtype=torch.float64)
+    phi = torch.ones(1, 4, 2, dtype=torch.float64)
+    g = torch.randn(1, 4, 3, dtype=torch.float64)
+    for sign in (1.0, -1.0):
+        w = sign * torch.ones(4, dtype=torch.float64)
+        y_ref, _ = reference.nonlocal_op("concatenation", theta, phi, g, w_concat=w)
+        y, _ = pairwise.nonlocal_op("concatenation", theta, phi, g, w_concat=w)
+        torch.testing.assert_close(y, y_ref, **TOL)
+    assert y.abs().max() == 0  # all scores negative: ReLU zeroes every weight
+
+
+def test_float32_fast_path_close_to_reference():
+    """The float32 kernels (what training uses) stay within float32 rounding of float64."""
+    for mode in MODES:
+        block = randomised_block(mode, 2, dtype=torch.float64)
+        x = torch.randn(2, 6, 8, 8, dtype=torch.float64)
+        z64 = reference.block_forward(block, x)[0]
+        z32 = block.float()(x.float())
+        torch.testing.assert_close(z32.double(), z64, rtol=1e-4, atol=1e-4)
