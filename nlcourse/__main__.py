@@ -14,12 +14,24 @@ def _train(args) -> int:
 
     metrics = train_mnist(mode=None if args.mode == "none" else args.mode, budget=args.budget,
                           seed=args.seed, out=args.out, device=args.device,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress,
+                          command=" ".join(["python -m nlcourse", *args.argv]))
     print(f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs']} epoch(s), "
           f"{metrics['train_seconds']:.1f} s of training on {metrics['device']} "
           f"({metrics['data_description']})")
     if args.out:
         print(f"wrote {args.out}/model.pt and {args.out}/metrics.json")
+    return 0
+
+
+def _sweep(args) -> int:
+    from .experiments import run_sweep, summarise
+
+    results = run_sweep(models=args.models, seeds=args.seeds, budget=args.budget,
+                        out_dir=args.out, device=args.device, progress=not args.no_progress)
+    for row in summarise(results):
+        print(f"{row['model']:>17}: {row['accuracy_mean']:.4f} +/- {row['accuracy_std']:.4f} "
+              f"over seeds {row['seeds']} ({', '.join(row['data_sources'])})")
     return 0
 
 
@@ -39,7 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(run=_train)
 
+    sweep = commands.add_parser(
+        "sweep", help="train several models and seeds, one results file each (resumable)")
+    sweep.add_argument("--models", nargs="+", default=["none", *MODES], choices=["none", *MODES])
+    sweep.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    sweep.add_argument("--budget", default=None, choices=list(BUDGETS))
+    sweep.add_argument("--out", required=True, help="folder for the <model>_seed<k>.json files")
+    sweep.add_argument("--device", default=None)
+    sweep.add_argument("--no-progress", action="store_true")
+    sweep.set_defaults(run=_sweep)
+
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.argv = argv
     return args.run(args)
 
 

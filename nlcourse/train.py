@@ -150,12 +150,18 @@ def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
     return history
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """HEAD of the repository this package lives in, with "-dirty" if the package has uncommitted
+    changes; None outside a git checkout (an installed copy)."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5)
-        commit = out.stdout.strip()
-        return commit if len(commit) == 40 else None  # "HEAD" before the first commit
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=here, timeout=5).stdout.strip()
+        if len(head) != 40:  # not a checkout, or no commit yet
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)],
+                               capture_output=True, text=True, cwd=here, timeout=5).stdout.strip()
+        return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -163,7 +169,7 @@ def _git_commit() -> str | None:
 def train_mnist(mode: str | None = "embedded_gaussian", budget: Budget | str | None = None,
                 seed: int = 0, out: str | Path | None = None,
                 device: torch.device | str | None = None, data: MNISTData | None = None,
-                progress: bool = True, log=print) -> dict:
+                progress: bool = True, log=print, command: str | None = None) -> dict:
     """Train :class:`~nlcourse.MNISTNet` and return its metrics; with ``out``, also write
     ``out/model.pt`` and ``out/metrics.json``.
 
@@ -197,8 +203,9 @@ def train_mnist(mode: str | None = "embedded_gaussian", budget: Budget | str | N
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "seed": seed,
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command,
         "history": history,
     }
     if out is not None:

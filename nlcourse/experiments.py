@@ -1,0 +1,94 @@
+"""Resumable sweeps over models and seeds, one results file per (model, seed), and their summary.
+
+A full-budget run takes 15-20 minutes on 2 CPU cores, so a sweep writes each run's metrics to its
+own JSON file as soon as it finishes and skips the files that already exist: the set can be
+completed a few runs at a time, on different machines, and committed with its provenance (every
+file records the command, date, device, torch version and commit that produced it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from pathlib import Path
+
+from ._modes import MODES
+
+__all__ = ["MODELS", "result_path", "run_sweep", "load_results", "summarise"]
+
+MODELS = ("none", *MODES)  # "none": the baseline without blocks
+
+
+def result_path(out_dir: str | Path, model: str, seed: int) -> Path:
+    return Path(out_dir) / f"{model}_seed{seed}.json"
+
+
+def run_sweep(models=MODELS, seeds=(0, 1, 2), budget: str | None = None,
+              out_dir: str | Path = "notebooks/results/quick", device=None, progress: bool = True,
+              log=print) -> list[dict]:
+    """Train every (model, seed) whose results file is missing; return all results in the folder."""
+    from .budget import get_budget
+    from .data import load_mnist
+    from .train import git_commit, train_mnist
+
+    budget = get_budget(budget)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [(m, s) for m in models for s in seeds if not result_path(out_dir, m, s).exists()]
+    if log:
+        log(f"{len(todo)} of {len(models) * len(seeds)} runs to do in {out_dir} "
+            f"(budget {budget.name})")
+    data = load_mnist() if todo else None
+    commit = git_commit()  # the code this process loaded, even if the checkout moves on
+    for model, seed in todo:
+        command = (f"python -m nlcourse sweep --models {model} --seeds {seed} "
+                   f"--budget {budget.name} --out {shlex.quote(str(out_dir))}")
+        metrics = train_mnist(None if model == "none" else model, budget=budget, seed=seed,
+                              device=device, data=data, progress=progress, log=None,
+                              command=command)
+        metrics["commit"] = commit
+        result_path(out_dir, model, seed).write_text(json.dumps(metrics, indent=2) + "\n")
+        if log:
+            log(f"{model:>17} seed {seed}: test accuracy {metrics['test_accuracy']:.4f} "
+                f"({metrics['train_seconds']:.0f} s)")
+    return load_results(out_dir)
+
+
+def load_results(out_dir: str | Path) -> list[dict]:
+    """Every results file in ``out_dir``, sorted by model then seed."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise FileNotFoundError(f"no results folder at {out_dir}: run "
+                                f"'python -m nlcourse sweep --out {out_dir}' first")
+    results = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*_seed*.json"))]
+    order = {m: i for i, m in enumerate(MODELS)}
+    return sorted(results, key=lambda r: (order.get(r["mode"], 99), r["seed"]))
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    """Per model: seeds, mean and sample standard deviation of test accuracy, parameters,
+    mean training seconds per epoch, and the data sources and budgets the runs used."""
+    rows = []
+    for model in dict.fromkeys(r["mode"] for r in results):
+        runs = [r for r in results if r["mode"] == model]
+        mean, std = _mean_std([r["test_accuracy"] for r in runs])
+        rows.append({
+            "model": model,
+            "seeds": sorted(r["seed"] for r in runs),
+            "accuracy_mean": mean,
+            "accuracy_std": std,
+            "params": runs[0]["params"],
+            "seconds_per_epoch": sum(r["train_seconds"] / r["epochs"] for r in runs) / len(runs),
+            "data_sources": sorted({r["data_source"] for r in runs}),
+            "budgets": sorted({r["budget"] for r in runs}),
+            "devices": sorted({r["device"] for r in runs}),
+        })
+    return rows
