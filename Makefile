@@ -7,7 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test book venv clean
+# The book's executed pages depend on the package, the committed results and the budget, none of
+# which Jupyter Book's cache sees (it keys on each page's own source): when this key changes, the
+# cached executions and the labs' saved runs are dropped.
+BOOK_KEY = $(shell cat nlcourse/*.py $$(find notebooks/results -name '*.json' -not -path '*/smoke/*' 2>/dev/null | sort) | sha1sum | cut -c1-16)-$(or $(NLCOURSE_BUDGET),auto)
+
+.PHONY: test book venv sync exercises clean
 
 venv: $(STAMP)
 
@@ -18,11 +23,25 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
-
 book: $(STAMP)
+	@mkdir -p _build
+	@if [ "$$(cat _build/.book-key 2>/dev/null)" != "$(BOOK_KEY)" ]; then \
+	  rm -rf _build/.jupyter_cache _build/jupyter_execute notebooks/runs; \
+	  echo "$(BOOK_KEY)" > _build/.book-key; fi
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
+# The whole suite: the package's tests, every notebook under nbval, and the built site in a
+# browser (so the site is built first).
+test: book
+	$(BIN)/python -m pytest
+
+# After editing a notebook's .md, write its paired .ipynb (and the other way round).
+sync: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/*.md notebooks/exercises/*.md
+
+# Student versions of the exercises, generated from the solution notebooks (commit the result).
+exercises: sync
+	$(BIN)/python -m nlcourse.exercises.student notebooks/exercises
+
 clean:
-	rm -rf _build
+	rm -rf _build notebooks/runs notebooks/results/smoke

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["Budget", "BUDGETS", "get_budget"]
+__all__ = ["Budget", "BUDGETS", "LONG_RANGE", "get_budget"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,17 @@ def get_budget(budget: str | Budget | None = None) -> Budget:
     if budget not in BUDGETS:
         raise ValueError(f"{source} must be one of {', '.join(map(repr, BUDGETS))}; got {budget!r}")
     return BUDGETS[budget]
+
+
+# The long-range lab trains on 64 x 64 canvases (notebooks/05_long_range): its own sizes per budget.
+LONG_RANGE = {
+    "smoke": Budget("smoke", epochs=1, batch_size=64, optimizer="adamw", lr=3e-3,
+                    schedule="onecycle", weight_decay=1e-4, train_size=512, test_size=256,
+                    description="seconds: 512 canvases, one epoch; too little to learn the task"),
+    "quick": Budget("quick", epochs=2, batch_size=64, optimizer="adamw", lr=3e-3,
+                    schedule="onecycle", weight_decay=1e-4, train_size=10000, test_size=2000,
+                    description="minutes on 2 CPU cores: 10,000 canvases, 2 epochs"),
+    "full": Budget("full", epochs=5, batch_size=64, optimizer="adamw", lr=3e-3,
+                   schedule="onecycle", weight_decay=1e-4, train_size=60000, test_size=10000,
+                   description="60,000 canvases, 5 epochs (a GPU budget)"),
+}

@@ -169,3 +169,68 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> 
     train = _to_tensors(arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"])
     test = _to_tensors(arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"])
     return MNISTData(*train, *test, source=FULL, root=str(raw))
+
+
+@dataclass(frozen=True)
+class CanvasData:
+    """The long-range task: one MNIST digit somewhere on a large empty canvas, and the digit's
+    class as the target of EVERY cell of the output grid. ``*_boxes`` hold each digit's ink
+    bounding box (top, left, bottom, right), in canvas pixels, inclusive."""
+
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    train_boxes: Tensor
+    test_boxes: Tensor
+    source: str
+    canvas: int
+    stride: int
+
+    def describe(self) -> str:
+        return (f"{len(self.train_images):,} training / {len(self.test_images):,} test canvases of "
+                f"{self.canvas} x {self.canvas} pixels, targets on a {self.canvas // self.stride} x "
+                f"{self.canvas // self.stride} grid, digits from {self.source}")
+
+
+def _place(images: Tensor, labels: Tensor, canvas: int, stride: int, gen: torch.Generator):
+    n = len(images)
+    tops = torch.randint(0, canvas - 28 + 1, (n,), generator=gen)
+    lefts = torch.randint(0, canvas - 28 + 1, (n,), generator=gen)
+    out = torch.zeros(n, 1, canvas, canvas)
+    boxes = torch.zeros(n, 4, dtype=torch.long)
+    for k in range(n):
+        t, l = tops[k].item(), lefts[k].item()
+        out[k, 0, t:t + 28, l:l + 28] = images[k, 0]
+        rows = torch.nonzero(images[k, 0].amax(1) > 0.1).flatten()
+        cols = torch.nonzero(images[k, 0].amax(0) > 0.1).flatten()
+        boxes[k] = torch.tensor([t + rows.min(), l + cols.min(), t + rows.max(), l + cols.max()])
+    grid = canvas // stride
+    targets = labels.view(n, 1, 1).expand(n, grid, grid).contiguous()
+    return out, targets, boxes
+
+
+def long_range_canvas(mnist: MNISTData, n_train: int, n_test: int, canvas: int = 64,
+                      stride: int = 4, seed: int = 0) -> CanvasData:
+    """Place MNIST digits at seeded random positions on ``canvas`` x ``canvas`` images."""
+    if n_train > len(mnist.train_labels) or n_test > len(mnist.test_labels):
+        raise ValueError(f"asked for {n_train:,} / {n_test:,} canvases but the digits available are "
+                         f"{mnist.describe()}")
+    gen = torch.Generator().manual_seed(seed)
+    tr = torch.randperm(len(mnist.train_labels), generator=gen)[:n_train]
+    te = torch.randperm(len(mnist.test_labels), generator=gen)[:n_test]
+    train = _place(mnist.train_images[tr], mnist.train_labels[tr], canvas, stride, gen)
+    test = _place(mnist.test_images[te], mnist.test_labels[te], canvas, stride, gen)
+    return CanvasData(train[0], train[1], test[0], test[1], train[2], test[2],
+                      source=mnist.describe(), canvas=canvas, stride=stride)
+
+
+def cell_distances(boxes: Tensor, grid: int, stride: int) -> Tensor:
+    """Chebyshev distance, in pixels, from each output cell's centre to the digit's ink box:
+    (n, grid, grid). 0 inside the box. The box-shaped (Chebyshev) distance matches the square
+    receptive field of a stack of convolutions."""
+    centre = torch.arange(grid, dtype=torch.float32) * stride + (stride - 1) / 2
+    top, left, bottom, right = (boxes[:, k].float().view(-1, 1) for k in range(4))
+    dy = (top - centre).clamp(min=0) + (centre - bottom).clamp(min=0)       # (n, grid)
+    dx = (left - centre).clamp(min=0) + (centre - right).clamp(min=0)
+    return torch.maximum(dy.unsqueeze(2), dx.unsqueeze(1))

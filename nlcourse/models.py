@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ._modes import check_mode
 from .blocks import NonLocalBlock2d
 
-__all__ = ["MNISTNet"]
+__all__ = ["MNISTNet", "LongRangeNet", "receptive_field"]
 
 
 def _conv_stage(c_in: int, c_out: int) -> nn.Sequential:
@@ -74,3 +74,52 @@ class MNISTNet(nn.Module):
             h = stage(h)
         logits = self.classifier(h)
         return (logits, maps) if return_nl_maps else logits
+
+
+class LongRangeNet(nn.Module):
+    """A fully convolutional network for dense prediction, with an optional non-local block.
+
+    64x64 -> conv(1->32) -> pool -> conv(32->64) -> pool -> conv(64->64) -> [block] -> 1x1 conv
+    to 10 classes: logits on a 16x16 grid. There is no global pooling and no fully connected layer
+    over space, so without the block each output cell sees only its receptive field of the input
+    (:func:`receptive_field`); with it, every cell can gather from every other.
+    """
+
+    def __init__(self, mode: str | None = "embedded_gaussian", width: int = 64, **block_kwargs):
+        super().__init__()
+        self.mode = check_mode(mode, allow_none=True)
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+        )
+        self.block = None if mode is None else NonLocalBlock2d(width, mode=mode, **block_kwargs)
+        self.head = nn.Conv2d(width, 10, kernel_size=1)
+
+    def forward(self, x: Tensor, return_nl_maps: bool = False):
+        h = self.features(x)
+        maps = []
+        if self.block is not None:
+            if return_nl_maps:
+                h, nl_map = self.block(h, return_nl_map=True)
+                maps.append(nl_map)
+            else:
+                h = self.block(h)
+        logits = self.head(h)
+        return (logits, maps) if return_nl_maps else logits
+
+
+def receptive_field(layers) -> tuple[int, int]:
+    """Receptive field size and stride (jump), in input pixels, of a stack of convolutions and
+    poolings, from their kernel sizes, strides and dilations (the standard recurrence
+    r <- r + (k - 1) * d * j, j <- j * s). Non-local blocks are skipped: theirs is the whole input."""
+    size, jump = 1, 1
+    for layer in layers.modules() if isinstance(layers, nn.Module) else layers:
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+            k, st, d = pair(layer.kernel_size)[0], pair(layer.stride)[0], pair(layer.dilation)[0]
+            size += (k - 1) * d * jump
+            jump *= st
+    return size, jump

@@ -24,7 +24,7 @@ from .data import MNISTData, load_mnist
 from .models import MNISTNet
 
 __all__ = ["set_seed", "pick_device", "evaluate", "fit", "train_mnist", "load_checkpoint",
-           "count_parameters"]
+           "load_or_train", "count_parameters"]
 
 
 def set_seed(seed: int) -> None:
@@ -70,8 +70,12 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor, device: torch.device | None = None,
-             batch_size: int = 1000) -> dict:
-    """Mean cross-entropy and accuracy (a fraction in [0, 1]) over the given images."""
+             batch_size: int = 500) -> dict:
+    """Mean cross-entropy and accuracy (a fraction in [0, 1]) over the given images.
+
+    Works for one label per image (``labels`` (n,)) and for dense labels (``labels`` (n, h, w),
+    one per output cell), where accuracy is the fraction of cells right.
+    """
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -82,7 +86,7 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, device: torch.dev
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
     model.train(was_training)
-    return {"loss": loss_sum / len(labels), "accuracy": correct / len(labels)}
+    return {"loss": loss_sum / labels.numel(), "accuracy": correct / labels.numel()}
 
 
 def _optimizer(model: nn.Module, budget: Budget, steps: int):
@@ -229,3 +233,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     model = MNISTNet(None if mode == "none" else mode)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
+
+
+def load_or_train(mode: str | None = "embedded_gaussian", budget: Budget | str | None = None,
+                  seed: int = 0, runs_dir: str | Path = "runs", device=None, data=None,
+                  progress: bool = True) -> tuple[MNISTNet, dict]:
+    """The model trained with these settings: loaded from ``runs_dir`` when an earlier run (another
+    lab, say) saved it, trained and saved otherwise. Returns (model in eval mode, metrics)."""
+    budget = get_budget(budget)
+    out = Path(runs_dir) / f"{mode or 'none'}-{budget.name}-seed{seed}"
+    if (out / "model.pt").exists() and (out / "metrics.json").exists():
+        print(f"loading the model trained earlier from {out}")
+        return load_checkpoint(out), json.loads((out / "metrics.json").read_text())
+    metrics = train_mnist(mode, budget=budget, seed=seed, out=out, device=device, data=data,
+                          progress=progress)
+    return load_checkpoint(out), metrics

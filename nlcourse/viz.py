@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["use_style", "block_diagram", "attention_overlay", "scaling_plot"]
+__all__ = ["use_style", "block_diagram", "map_geometry", "key_weights_on_image", "query_centre",
+           "attention_overlay", "interactive_query_figure", "offline_html", "map_explorer",
+           "scaling_plot"]
 
 
 def use_style() -> None:
@@ -81,32 +83,138 @@ def block_diagram(C: int = 64, H: int = 14, W: int = 14, mode: str = "embedded_g
     return fig
 
 
-def attention_overlay(image, attention_row, query, key_shape, ax=None, title=None, cmap="magma"):
-    """One query's weights over the keys, upsampled onto the image, with a colour bar.
+def map_geometry(n_queries: int, n_keys: int, image_size: int = 28) -> dict:
+    """Where a square map's queries and keys sit on the input image, in pixels.
 
-    The map is normalised per figure by its own range (not cast to 8 bits, which would wrap
-    negative dot-product weights around), and the query position is marked with a cross.
+    For MNISTNet's first block (196 x 49): query cells of 2 px, keys of 4 px; for its second
+    (49 x 9): query cells of 4 px and keys of 8 px, which cover pixels 0-23 only (max-pooling 7
+    cells by 2 drops the last row and column).
+    """
+    grid, key_grid = int(round(n_queries ** 0.5)), int(round(n_keys ** 0.5))
+    if grid * grid != n_queries or key_grid * key_grid != n_keys:
+        raise ValueError(f"expected square grids, got {n_queries} queries and {n_keys} keys")
+    cell = image_size // grid
+    return {"grid": grid, "key_grid": key_grid, "cell_px": cell,
+            "key_px": cell * (grid // key_grid)}
+
+
+def key_weights_on_image(weights, geometry: dict, image_size: int = 28) -> np.ndarray:
+    """One query's key weights painted onto the image grid; pixels no key covers are NaN."""
+    k, px = geometry["key_grid"], geometry["key_px"]
+    painted = np.kron(np.asarray(weights, dtype=np.float64).reshape(k, k), np.ones((px, px)))
+    out = np.full((image_size, image_size), np.nan)
+    n = min(image_size, painted.shape[0])
+    out[:n, :n] = painted[:n, :n]
+    return out
+
+
+def query_centre(query: int, geometry: dict) -> tuple[float, float]:
+    """(row, column) of a query cell's centre, in image pixels."""
+    cell = geometry["cell_px"]
+    r, c = divmod(query, geometry["grid"])
+    return r * cell + (cell - 1) / 2, c * cell + (cell - 1) / 2
+
+
+def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title=None,
+                      cmap="magma", colorbar=True):
+    """One query's weights over the keys, on the image, with a colour bar and the query marked.
+
+    The colour scale runs from this map's smallest to its largest weight (normalised per map,
+    never cast to 8 bits, which would wrap negative dot-product weights around).
     """
     import matplotlib.pyplot as plt
 
     image = np.asarray(image, dtype=np.float64)
-    weights = np.asarray(attention_row, dtype=np.float64).reshape(key_shape)
-    H, W = image.shape
-    zoom = np.kron(weights, np.ones((H // key_shape[0], W // key_shape[1])))
-    if zoom.shape != image.shape:  # pooled grids that do not divide the image: pad the border
-        pad = [(0, H - zoom.shape[0]), (0, W - zoom.shape[1])]
-        zoom = np.pad(zoom, pad, mode="edge")
+    painted = key_weights_on_image(weights, geometry, image.shape[0])
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
     ax.imshow(image, cmap="gray")
-    shown = ax.imshow(zoom, cmap=cmap, alpha=0.6, vmin=weights.min(), vmax=weights.max())
-    ax.plot(query[1], query[0], marker="x", color="#00e5ff", markersize=10, mew=2.5)
+    shown = ax.imshow(painted, cmap=cmap, alpha=0.65, vmin=np.nanmin(painted),
+                      vmax=np.nanmax(painted))
+    r, c = query_centre(query, geometry)
+    ax.plot(c, r, marker="x", color="#00e5ff", markersize=10, mew=2.5)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title)
-    plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     return ax
+
+
+def interactive_query_figure(image, nl_map, title: str = ""):
+    """A plotly figure with a slider over every query position of one map: works in a static
+    page, without a kernel and without the network (plotly.js is embedded from the package).
+
+    ``nl_map`` is one image's (N, M) map. Returns the figure; ``offline_html(fig)`` embeds it.
+    """
+    import plotly.graph_objects as go
+
+    nl_map = np.asarray(nl_map, dtype=np.float64)
+    geometry = map_geometry(*nl_map.shape, image_size=np.asarray(image).shape[0])
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=np.asarray(image)[::-1], colorscale="gray", showscale=False,
+                             hoverinfo="skip"))
+    steps = []
+    for q in range(nl_map.shape[0]):
+        painted = key_weights_on_image(nl_map[q], geometry, np.asarray(image).shape[0])[::-1]
+        r, c = query_centre(q, geometry)
+        fig.add_trace(go.Heatmap(z=painted, colorscale="Magma", opacity=0.65, visible=q == 0,
+                                 colorbar=dict(title="weight"), zmin=np.nanmin(painted),
+                                 zmax=np.nanmax(painted),
+                                 hovertemplate="x %{x}, y %{y}: weight %{z:.4f}<extra></extra>"))
+        steps.append(dict(method="update", label=f"{divmod(q, geometry['grid'])}",
+                          args=[{"visible": [True] + [k == q for k in range(nl_map.shape[0])]},
+                                {"shapes": [_cross(r, c, np.asarray(image).shape[0])]}]))
+    r, c = query_centre(0, geometry)
+    fig.update_layout(title=title, width=470, height=520, shapes=[_cross(r, c, np.asarray(image).shape[0])],
+                      sliders=[dict(steps=steps, currentvalue=dict(prefix="query (row, col): "),
+                                    pad=dict(t=30))],
+                      xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"),
+                      margin=dict(l=10, r=10, t=40, b=10), paper_bgcolor="white",
+                      plot_bgcolor="white")
+    return fig
+
+
+def _cross(r: float, c: float, size: int) -> dict:
+    y = size - 1 - r
+    return dict(type="circle", x0=c - 1, x1=c + 1, y0=y - 1, y1=y + 1,
+                line=dict(color="#00e5ff", width=3))
+
+
+def offline_html(fig):
+    """Display a plotly figure with plotly.js embedded in the page (no CDN, works offline)."""
+    from IPython.display import HTML
+
+    return HTML(fig.to_html(include_plotlyjs=True, full_html=False))
+
+
+def map_explorer(model, images, labels=None):
+    """An ipywidgets explorer for live notebooks: image, block and query (row, column) sliders."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import torch
+
+    with torch.no_grad():
+        _, maps = model(images, return_nl_maps=True)
+    geometries = [map_geometry(*m.shape[1:]) for m in maps]
+
+    def draw(index, block, row, col):
+        g = geometries[block]
+        row, col = min(row, g["grid"] - 1), min(col, g["grid"] - 1)
+        query = row * g["grid"] + col
+        fig, ax = plt.subplots(figsize=(4, 4))
+        label = f", label {int(labels[index])}" if labels is not None else ""
+        attention_overlay(images[index, 0], maps[block][index, query].numpy(), g, query, ax=ax,
+                          title=f"image {index}{label}, block {block + 1}, query ({row}, {col})")
+        plt.show()
+
+    return widgets.interactive(
+        draw, index=widgets.IntSlider(0, 0, len(images) - 1, description="image"),
+        block=widgets.Dropdown(options=[(f"block {b + 1}", b) for b in range(len(maps))],
+                               description="block"),
+        row=widgets.IntSlider(7, 0, geometries[0]["grid"] - 1, description="query row"),
+        col=widgets.IntSlider(7, 0, geometries[0]["grid"] - 1, description="query col"))
 
 
 def scaling_plot(rows: list[dict], x_key: str = "positions"):

@@ -1,0 +1,16 @@
+"""Self-checks for the exercise notebooks: each runs the learner's code on random inputs against
+the reference and answers in words, naming the known mistake an answer looks like.
+The exercises themselves are in notebooks/exercises/; the instructors' page of the book lists
+what each check recognises."""
+
+from ._feedback import Feedback
+from .ex01_embedded_gaussian import check_embedded_gaussian
+from .ex02_dot_product import check_dot_product
+from .ex03_concatenation import check_concatenation
+from .ex04_subsample_init import check_identity_init, check_projection
+from .ex05_read_maps import check_map_reading, map_facts
+from .ex06_insert_block import check_insert_block
+
+__all__ = ["Feedback", "check_embedded_gaussian", "check_dot_product", "check_concatenation",
+           "check_projection", "check_identity_init", "check_map_reading", "map_facts",
+           "check_insert_block"]

@@ -1,0 +1,186 @@
+"""The exercise checks: right answers pass, and every known mistake is recognised by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nlcourse import NonLocalBlock, pairwise, pitfalls, reference
+from nlcourse.exercises import (check_concatenation, check_dot_product, check_embedded_gaussian,
+                                check_identity_init, check_insert_block, check_map_reading,
+                                check_projection, map_facts)
+from nlcourse.viz import map_geometry
+
+
+def eg_right(t, p, g):
+    return reference.nonlocal_op("embedded_gaussian", t, p, g)
+
+
+def dot_right(t, p, g):
+    return reference.nonlocal_op("dot_product", t, p, g)
+
+
+def dot_linear(t, p, g):
+    return t @ (p.transpose(1, 2) @ g) / p.shape[1]
+
+
+def cat_right(t, p, g, w):
+    return pairwise.concatenation(t, p, g, w, need_map=True)
+
+
+def tokens(t):
+    return t.flatten(2).transpose(1, 2)
+
+
+def zero_gamma(block):
+    nn.init.zeros_(block.W[1].weight)
+    nn.init.zeros_(block.W[1].bias)
+
+
+# --- right answers pass -----------------------------------------------------------------------
+
+def test_right_answers_pass(capsys):
+    assert check_embedded_gaussian(eg_right)
+    assert check_dot_product(dot_right, dot_linear)
+    assert check_concatenation(cat_right)
+    assert check_projection(lambda block, x: block.project(x))
+    assert check_identity_init(zero_gamma)
+    assert "all checks passed" in capsys.readouterr().out
+
+
+def test_stub_is_reported_in_words():
+    def stub(*args):
+        raise NotImplementedError()
+    fb = check_embedded_gaussian(stub)
+    assert not fb and "still raises NotImplementedError" in str(fb)
+
+
+# --- each listed mistake, fed exactly, is named ---------------------------------------------
+
+def _mistake(fb, name):
+    assert not fb.ok, str(fb)
+    assert name in fb.mistakes, (name, str(fb))
+    assert name in str(fb)
+
+
+def test_softmax_over_the_wrong_dimension():
+    _mistake(check_embedded_gaussian(pitfalls.softmax_over_queries),
+             "a softmax over the wrong dimension")
+
+
+def test_missing_normalisation():
+    _mistake(check_embedded_gaussian(pitfalls.embedded_gaussian_unnormalised),
+             "a missing normalisation")
+
+    def dot_no_norm(t, p, g):
+        f = t @ p.transpose(1, 2)
+        return f @ g, f
+    _mistake(check_dot_product(dot_no_norm), "a missing normalisation")
+
+
+def test_dividing_by_n_where_m_was_meant():
+    _mistake(check_dot_product(pitfalls.dot_product_divided_by_n),
+             "dividing by N where M was meant")
+
+    def cat_over_n(t, p, g, w):
+        y, a = cat_right(t, p, g, w)
+        scale = p.shape[1] / t.shape[1]
+        return y * scale, a * scale
+    _mistake(check_concatenation(cat_over_n), "dividing by N where M was meant")
+
+
+def test_forgotten_relu():
+    _mistake(check_concatenation(pitfalls.concatenation_without_relu), "a forgotten ReLU")
+
+
+def test_transposed_map():
+    _mistake(check_embedded_gaussian(pitfalls.transposed_map), "a transposed map")
+
+    def dot_transposed(t, p, g):
+        y, a = dot_right(t, p, g)
+        return y, a.transpose(1, 2)
+    _mistake(check_dot_product(dot_transposed), "a transposed map")
+
+
+def test_theta_pooled():
+    def project(block, x):
+        return (tokens(block.pool(block.theta(x))), tokens(block.pool(block.phi(x))),
+                tokens(block.pool(block.g(x))))
+    _mistake(check_projection(project), "theta pooled")
+
+
+def test_phi_not_pooled():
+    def project(block, x):
+        return tokens(block.theta(x)), tokens(block.phi(x)), tokens(block.pool(block.g(x)))
+    _mistake(check_projection(project), "phi not pooled")
+
+
+def test_view_that_mixes_channels():
+    def project(block, x):
+        return (pitfalls.tokens_by_view(block.theta(x)),
+                pitfalls.tokens_by_view(block.pool(block.phi(x))),
+                pitfalls.tokens_by_view(block.pool(block.g(x))))
+    _mistake(check_projection(project), "a .view that mixes channels")
+
+
+def test_w_zeroed_with_bn_gamma_left_at_one():
+    _mistake(check_identity_init(pitfalls.init_conv_zero_bn_one), "W zeroed with BN gamma left at 1")
+
+
+# --- further mistakes the checks know -------------------------------------------------------
+
+def test_other_recognised_mistakes():
+    def dot_softmax(t, p, g):
+        a = torch.softmax(t @ p.transpose(1, 2), dim=-1)
+        return a @ g, a
+    _mistake(check_dot_product(dot_softmax), "a softmax where C(x) = M was meant")
+    _mistake(check_dot_product(dot_right, lambda t, p, g: (t @ p.transpose(1, 2)) @ g / p.shape[1]),
+             "the N x M matrix built")
+    _mistake(check_concatenation(lambda t, p, g, w: reference.nonlocal_op(
+        "concatenation", t, p, g, w_concat=w)), "the concatenation tensor built")
+
+    def frozen(block):
+        for p in block.W.parameters():
+            nn.init.zeros_(p)
+    _mistake(check_identity_init(frozen), "W frozen at zero")
+
+
+def test_map_reading():
+    geometry = map_geometry(196, 49)
+    rng = np.random.default_rng(0)
+    weights = rng.random(49)
+    weights /= weights.sum()
+    query = 3 * 14 + 5
+    truth = map_facts(weights, geometry, query)
+    assert check_map_reading(truth, weights, geometry, query)
+    row, col = truth["strongest_key"]
+    if row != col:
+        swapped = dict(truth, strongest_key=(col, row))
+        _mistake(check_map_reading(swapped, weights, geometry, query), "row and column swapped")
+    _mistake(check_map_reading(dict(truth, distance_px=truth["distance_px"] / 4), weights,
+                               geometry, query), "distance in cells, not pixels")
+    _mistake(check_map_reading(dict(truth, entropy=truth["entropy"] / np.log(2)), weights,
+                               geometry, query), "entropy in bits")
+
+
+def test_insert_block():
+    class Net(nn.Module):
+        def __init__(self, with_block=True, bad_init=False):
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+            self.block = NonLocalBlock(8) if with_block else nn.Identity()
+            if bad_init:
+                pitfalls.init_conv_zero_bn_one(self.block)
+                nn.init.normal_(self.block.W[0].weight)
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * 14 * 14, 10))
+
+        def forward(self, x):
+            return self.head(self.block(self.conv(x)))
+
+    assert check_insert_block(Net)
+    fb = check_insert_block(lambda: Net(with_block=False))
+    assert not fb and "holds no nlcourse.NonLocalBlock" in str(fb)
+    fb = check_insert_block(lambda: Net(bad_init=True))
+    assert not fb and "output changes when the blocks are removed" in str(fb)
