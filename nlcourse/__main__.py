@@ -35,6 +35,43 @@ def _sweep(args) -> int:
     return 0
 
 
+def _shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) not in (3, 4, 5) or min(shape) < 1:
+        raise argparse.ArgumentTypeError(
+            f"a shape is BxCxL, BxCxHxW or BxCxTxHxW with positive sizes, got {text!r}")
+    return shape
+
+
+def _bench(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .bench import DEFAULT_SHAPES, run_benchmark
+
+    result = run_benchmark(shapes=args.sizes or DEFAULT_SHAPES, modes=args.modes,
+                           repeats=args.repeats,
+                           device=args.device, max_reference_gib=args.max_reference_gib)
+    result["command"] = " ".join(["python -m nlcourse", *args.argv])
+    from .train import git_commit
+
+    result["commit"] = git_commit()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    from . import viz
+
+    viz.use_style()
+    rows = [r for r in result["rows"] if "reference_seconds" in r and len(r["shape"]) == 4]
+    if rows:
+        viz.scaling_plot(rows).savefig(out / "bench.png")
+    print(f"wrote {out / 'bench.json'}" + (f" and {out / 'bench.png'}" if rows else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nlcourse",
                                      description="Non-local Neural Networks course tools.")
@@ -60,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--device", default=None)
     sweep.add_argument("--no-progress", action="store_true")
     sweep.set_defaults(run=_sweep)
+
+    bench = commands.add_parser(
+        "bench", help="time the literal reference against the fast path, forward+backward")
+    bench.add_argument("--sizes", nargs="+", type=_shape, default=None,
+                       help="input shapes such as 1x64x64x64 (default: the issue's four)")
+    bench.add_argument("--modes", nargs="+", choices=list(MODES), default=None)
+    bench.add_argument("--repeats", type=int, default=5, help="timed runs (median) after warm-up")
+    bench.add_argument("--device", default=None)
+    bench.add_argument("--max-reference-gib", type=float, default=16.0,
+                       help="skip the literal reference where it would need more memory")
+    bench.add_argument("--out", default="bench", help="folder for bench.json and bench.png")
+    bench.set_defaults(run=_bench)
 
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)

@@ -19,7 +19,11 @@ import torch
 from . import reference
 from .blocks import NonLocalBlock
 
-__all__ = ["time_call", "peak_memory", "compare_paths", "pairwise_flops"]
+__all__ = ["time_call", "peak_memory", "compare_paths", "pairwise_flops", "count_flops",
+           "matmul_gflops", "run_benchmark", "DEFAULT_SHAPES"]
+
+# The sizes of the performance issue: three image maps and a short video clip, C = 64.
+DEFAULT_SHAPES = ((1, 64, 32, 32), (1, 64, 64, 64), (1, 64, 128, 128), (1, 64, 8, 32, 32))
 
 
 def _sync(device: torch.device) -> None:
@@ -28,17 +32,24 @@ def _sync(device: torch.device) -> None:
 
 
 def time_call(fn, repeats: int = 5, warmup: int = 1, device: torch.device | None = None) -> list:
-    """Wall-clock seconds of ``fn()`` for each of ``repeats`` runs after ``warmup`` runs."""
+    """Seconds of ``fn()`` for each of ``repeats`` runs after ``warmup`` runs: wall clock on the
+    CPU, CUDA events on a GPU (which time the device's work, not the launch)."""
     device = device or torch.device("cpu")
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
     return times
 
 
@@ -77,6 +88,52 @@ def peak_memory(fn, device: torch.device | None = None) -> int:
         current += event.nbytes()
         peak = max(peak, current)
     return peak
+
+
+def _sdpa_formulas():
+    """FLOP formulas for PyTorch's fused CPU attention, which its FLOP counter does not know."""
+    from torch.utils import flop_counter as fc
+
+    aten = torch.ops.aten
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs):
+        return fc.sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs):
+        return fc.sdpa_backward_flop_count(grad_out, query, key, value)
+
+    return {aten._scaled_dot_product_flash_attention_for_cpu: forward,
+            aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}
+
+
+def count_flops(fn) -> int:
+    """Floating-point operations (2 per multiply-add) that ``fn()`` executes, counted by running it
+    under PyTorch's FLOP counter (matrix products, convolutions and attention kernels)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False, custom_mapping=_sdpa_formulas()) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def matmul_gflops(device: torch.device | None = None, n: int = 2048, repeats: int = 5) -> float:
+    """This machine's own float32 matrix-multiply rate: the yardstick for achieved GFLOP/s."""
+    device = device or torch.device("cpu")
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n ** 3 / statistics.median(time_call(lambda: a @ b, repeats, 1, device)) / 1e9
+
+
+def reference_bytes(mode: str, shape: tuple, inter_channels: int | None = None) -> int:
+    """Rough size of the literal reference's largest tensors in a forward+backward (float32):
+    the (N, M, 2C') pairs for the concatenation, the (N, M) matrices otherwise."""
+    B, C, *spatial = shape
+    Cp = inter_channels or max(C // 2, 1)
+    n = B
+    for s in spatial:
+        n *= s
+    m = n // 4  # 2x2 (or 1x2x2) pooling of the keys
+    per_pair = 2 * Cp * 3 if mode == "concatenation" else 6
+    return 4 * n * (m // B if B else m) * per_pair
 
 
 def pairwise_flops(mode: str, n: int, m: int, c: int, c_inter: int, fast: bool) -> int:
@@ -135,3 +192,88 @@ def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
             result[f"{name}_peak_bytes"] = peak_memory(step, device)
         result["memory_ratio"] = result["reference_peak_bytes"] / max(result["fast_peak_bytes"], 1)
     return result
+
+
+def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: int = 1,
+                  device=None, max_reference_gib: float = 16.0, log=print) -> dict:
+    """Reference against fast path for every mode and shape: times, ratio, peak memory, FLOPs and
+    achieved GFLOP/s, plus the machine (threads, device, torch, matmul rate). Shapes whose literal
+    reference would need more than ``max_reference_gib`` are measured on the fast path only, and
+    the row says why."""
+    import platform
+
+    from ._modes import MODES
+
+    modes = tuple(modes or MODES)
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    machine = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+        (platform.processor() or platform.machine()),
+        "device_type": device.type, "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__, "python": platform.python_version(),
+        "matmul_gflops": matmul_gflops(device),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if log:
+        log(f"{machine['device']}, {machine['threads']} thread(s), torch {machine['torch_version']}: "
+            f"float32 matmul {machine['matmul_gflops']:.0f} GFLOP/s")
+    rows = []
+    for shape in shapes:
+        for mode in modes:
+            need = reference_bytes(mode, shape) / 2 ** 30
+            row = _measure(mode, tuple(shape), repeats, warmup, device,
+                           with_reference=need <= max_reference_gib)
+            if need > max_reference_gib:
+                row["reference_skipped"] = (f"the literal reference needs about {need:.0f} GiB, "
+                                            f"more than --max-reference-gib {max_reference_gib:g}")
+            rows.append(row)
+            if log:
+                log(_describe(row))
+    return {"machine": machine, "rows": rows}
+
+
+def _measure(mode, shape, repeats, warmup, device, with_reference):
+    if with_reference:
+        row = compare_paths(mode, shape, repeats=repeats, warmup=warmup, device=device)
+    else:
+        row = _fast_only(mode, shape, repeats, warmup, device)
+    row["positions"] = 1
+    for s in shape[2:]:
+        row["positions"] *= s
+    torch.manual_seed(0)
+    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device)
+    x = torch.randn(shape, device=device, requires_grad=True)
+    row["fast_flops"] = count_flops(lambda: block(x).sum().backward())
+    if with_reference:
+        row["reference_flops"] = count_flops(
+            lambda: reference.block_forward(block, x)[0].sum().backward())
+    for path in ("reference", "fast"):
+        if f"{path}_flops" in row:
+            row[f"{path}_gflops_per_s"] = row[f"{path}_flops"] / row[f"{path}_seconds"] / 1e9
+    return row
+
+
+def _fast_only(mode, shape, repeats, warmup, device):
+    torch.manual_seed(0)
+    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device)
+    x = torch.randn(shape, device=device, requires_grad=True)
+
+    def step():
+        block.zero_grad(set_to_none=True)
+        block(x).sum().backward()
+
+    return {"mode": mode, "shape": list(shape), "device": str(device), "dtype": "torch.float32",
+            "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+            "fast_seconds": statistics.median(time_call(step, repeats, warmup, device)),
+            "fast_peak_bytes": peak_memory(step, device)}
+
+
+def _describe(row) -> str:
+    shape = "x".join(map(str, row["shape"]))
+    fast = f"fast {1e3 * row['fast_seconds']:8.1f} ms {row['fast_peak_bytes'] / 2**20:8.1f} MiB"
+    if "reference_seconds" not in row:
+        return f"{row['mode']:>18} {shape:>14}: {fast}  (reference skipped)"
+    return (f"{row['mode']:>18} {shape:>14}: reference {1e3 * row['reference_seconds']:8.1f} ms "
+            f"{row['reference_peak_bytes'] / 2**20:8.1f} MiB, {fast}: {row['speedup']:6.1f}x faster, "
+            f"{row['memory_ratio']:6.1f}x less memory")

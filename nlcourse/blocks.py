@@ -151,28 +151,32 @@ class NonLocalBlock(nn.Module):
         return (z, nl_map) if return_nl_map else z
 
 
-class NonLocalBlock1d(NonLocalBlock):
+class _FixedDimension(NonLocalBlock):
+    DIMENSION = 2
+
+    def __init__(self, in_channels: int, inter_channels: int | None = None,
+                 mode: str = "embedded_gaussian", sub_sample: bool = True, bn_layer: bool = True,
+                 use_scale: bool = False, dimension: int | None = None):
+        if dimension is not None and dimension != self.DIMENSION:
+            raise ValueError(f"{type(self).__name__} has dimension={self.DIMENSION}; got "
+                             f"dimension={dimension!r} (use NonLocalBlock(..., dimension=...))")
+        super().__init__(in_channels, inter_channels, mode, self.DIMENSION, sub_sample, bn_layer,
+                         use_scale)
+
+
+class NonLocalBlock1d(_FixedDimension):
     """:class:`NonLocalBlock` for sequences (B, C, L)."""
 
-    def __init__(self, in_channels: int, inter_channels: int | None = None,
-                 mode: str = "embedded_gaussian", sub_sample: bool = True, bn_layer: bool = True,
-                 use_scale: bool = False):
-        super().__init__(in_channels, inter_channels, mode, 1, sub_sample, bn_layer, use_scale)
+    DIMENSION = 1
 
 
-class NonLocalBlock2d(NonLocalBlock):
+class NonLocalBlock2d(_FixedDimension):
     """:class:`NonLocalBlock` for images (B, C, H, W)."""
 
-    def __init__(self, in_channels: int, inter_channels: int | None = None,
-                 mode: str = "embedded_gaussian", sub_sample: bool = True, bn_layer: bool = True,
-                 use_scale: bool = False):
-        super().__init__(in_channels, inter_channels, mode, 2, sub_sample, bn_layer, use_scale)
+    DIMENSION = 2
 
 
-class NonLocalBlock3d(NonLocalBlock):
+class NonLocalBlock3d(_FixedDimension):
     """:class:`NonLocalBlock` for video (B, C, T, H, W); keys pooled in space only."""
 
-    def __init__(self, in_channels: int, inter_channels: int | None = None,
-                 mode: str = "embedded_gaussian", sub_sample: bool = True, bn_layer: bool = True,
-                 use_scale: bool = False):
-        super().__init__(in_channels, inter_channels, mode, 3, sub_sample, bn_layer, use_scale)
+    DIMENSION = 3

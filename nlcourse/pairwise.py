@@ -32,10 +32,17 @@ def softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0,
         attention = torch.softmax(scale * q @ k.transpose(1, 2), dim=-1)
         return attention @ v, attention
     # 4-D (B, heads=1, tokens, channels): with 3-D inputs PyTorch's CPU dispatcher falls back to
-    # the unfused math path, which builds the whole matrix (measured in CONVENTIONS.md).
+    # the unfused math path, which builds the whole matrix (measured in CONVENTIONS.md). Its fused
+    # CPU kernel also needs the values as wide as the queries (the Gaussian mode has C for q, k
+    # and C' for v): zero channels change no dot product and no output, so pad the narrower side.
+    dq, dv = q.shape[-1], v.shape[-1]
+    if dv < dq:
+        v = F.pad(v, (0, dq - dv))
+    elif dq < dv:
+        q, k = F.pad(q, (0, dv - dq)), F.pad(k, (0, dv - dq))
     y = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1),
                                        scale=scale)
-    return y.squeeze(1), None
+    return y.squeeze(1)[..., :dv], None
 
 
 def dot_product(theta: Tensor, phi: Tensor, g: Tensor,

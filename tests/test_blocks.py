@@ -176,3 +176,10 @@ def test_use_scale_is_one_over_sqrt_inter_channels():
     theta = unscaled.theta(x).flatten(2).transpose(1, 2)
     phi = unscaled.phi(x).flatten(2).transpose(1, 2)
     torch.testing.assert_close(plain, torch.softmax(theta @ phi.transpose(1, 2), dim=-1))
+
+
+def test_dimension_classes_accept_their_own_dimension_only():
+    assert NonLocalBlock2d(4, dimension=2).dimension == 2
+    assert NonLocalBlock3d(4, mode="dot_product").mode == "dot_product"
+    with pytest.raises(ValueError, match="NonLocalBlock2d has dimension=2; got dimension=3"):
+        NonLocalBlock2d(4, dimension=3)

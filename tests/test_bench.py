@@ -1,0 +1,47 @@
+"""The benchmark runs end to end on tiny sizes and writes its JSON; timings are not asserted."""
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from nlcourse.bench import compare_paths, count_flops, reference_bytes
+
+
+def test_bench_command_writes_json(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "nlcourse", "bench", "--sizes", "1x8x8x8", "1x8x2x4x4",
+         "--repeats", "2", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "bench.json").read_text())
+    machine = result["machine"]
+    assert {"device", "threads", "torch_version", "matmul_gflops", "date"} <= machine.keys()
+    assert machine["matmul_gflops"] > 0 and result["command"].startswith("python -m nlcourse bench")
+    assert len(result["rows"]) == 2 * 4
+    for row in result["rows"]:
+        for key in ("reference_seconds", "fast_seconds", "speedup", "reference_peak_bytes",
+                    "fast_peak_bytes", "memory_ratio", "fast_flops", "reference_flops",
+                    "fast_gflops_per_s", "threads", "device", "torch_version"):
+            assert key in row, key
+    assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def test_bad_size_is_explained():
+    proc = subprocess.run([sys.executable, "-m", "nlcourse", "bench", "--sizes", "64x64"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "BxCxHxW" in proc.stderr
+
+
+def test_flops_count_the_fused_attention():
+    q, k, v = (torch.randn(1, n, 8, requires_grad=True) for n in (32, 16, 16))
+    from nlcourse import pairwise
+    flops = count_flops(lambda: pairwise.softmax_attention(q, k, v)[0].sum())
+    assert flops == 2 * 2 * 32 * 16 * 8   # QK^T and PV, 2 FLOPs per multiply-add
+
+
+def test_memory_is_measured_not_guessed():
+    row = compare_paths("concatenation", (1, 8, 8, 8), repeats=1)
+    assert row["reference_peak_bytes"] > row["fast_peak_bytes"] > 0
+    assert reference_bytes("concatenation", (1, 64, 128, 128)) > 16 * 2 ** 30
+
