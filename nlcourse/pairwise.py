@@ -22,15 +22,23 @@ from torch import Tensor
 
 from ._modes import check_mode
 
-__all__ = ["softmax_attention", "dot_product", "concatenation", "nonlocal_op"]
+__all__ = ["softmax_attention", "dot_product", "concatenation", "nonlocal_op",
+           "MATERIALISE_MAX_PAIRS"]
+
+# On the CPU, below this many (batch x query x key) pairs the plain softmax(q k^T) v is faster
+# than the fused kernel and its N x M matrix is small (16 MiB in float32); above it the fused
+# kernel wins on memory, and for the embedded Gaussian on time. Measured with
+# `python -m nlcourse bench` (book chapter on complexity); on a GPU the fused kernel always runs.
+MATERIALISE_MAX_PAIRS = 2 ** 22
 
 
 def softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0,
                       need_map: bool = False) -> tuple[Tensor, Tensor | None]:
     """softmax_j(scale * q_i . k_j) v_j: the Gaussian and embedded Gaussian modes."""
-    if need_map:
+    small = q.device.type == "cpu" and q.shape[0] * q.shape[1] * k.shape[1] <= MATERIALISE_MAX_PAIRS
+    if need_map or small:
         attention = torch.softmax(scale * q @ k.transpose(1, 2), dim=-1)
-        return attention @ v, attention
+        return attention @ v, (attention if need_map else None)
     # 4-D (B, heads=1, tokens, channels): with 3-D inputs PyTorch's CPU dispatcher falls back to
     # the unfused math path, which builds the whole matrix (measured in CONVENTIONS.md). Its fused
     # CPU kernel also needs the values as wide as the queries (the Gaussian mode has C for q, k
@@ -40,8 +48,11 @@ def softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0,
         v = F.pad(v, (0, dq - dv))
     elif dq < dv:
         q, k = F.pad(q, (0, dv - dq)), F.pad(k, (0, dv - dq))
-    y = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1),
-                                       scale=scale)
+    # And it needs the channels contiguous: the tokens are transposed views of (B, C, N) maps,
+    # and on those it silently falls back to the math path (771 MiB instead of 12 MiB measured at
+    # N = 16384, M = 4096, C' = 32, forward + backward).
+    q, k, v = (t.contiguous().unsqueeze(1) for t in (q, k, v))
+    y = F.scaled_dot_product_attention(q, k, v, scale=scale)
     return y.squeeze(1)[..., :dv], None
 
 

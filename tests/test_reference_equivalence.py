@@ -27,8 +27,28 @@ def _ids(case):
         "-scaled" if use_scale else "")
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_fast_path_equals_reference(case):
+# The softmax modes dispatch between two kernels (pairwise.MATERIALISE_MAX_PAIRS): test both.
+KERNEL_CASES = [(case, kernel) for case in CASES
+                for kernel in (("materialised", "fused") if case[0] in ("gaussian", "embedded_gaussian")
+                               else ("materialised",))]
+
+
+@pytest.fixture
+def softmax_kernel(request, monkeypatch):
+    kernel = getattr(request, "param", "materialised")
+    if kernel == "fused":
+        monkeypatch.setattr(pairwise, "MATERIALISE_MAX_PAIRS", 0)
+    return kernel
+
+
+def _kernel_ids(case_kernel):
+    case, kernel = case_kernel
+    return f"{_ids(case)}-{kernel}"
+
+
+@pytest.mark.parametrize("case,softmax_kernel", [(c, k) for c, k in KERNEL_CASES],
+                         ids=[_kernel_ids(ck) for ck in KERNEL_CASES], indirect=["softmax_kernel"])
+def test_fast_path_equals_reference(case, softmax_kernel):
     mode, dim, sub_sample, bn_layer, use_scale = case
     block = randomised_block(mode, dim, sub_sample=sub_sample, bn_layer=bn_layer,
                              use_scale=use_scale)
@@ -44,8 +64,9 @@ def test_fast_path_equals_reference(case):
     torch.testing.assert_close(nl_map, map_ref, **TOL)
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_fast_path_gradients_equal_reference(case):
+@pytest.mark.parametrize("case,softmax_kernel", [(c, k) for c, k in KERNEL_CASES],
+                         ids=[_kernel_ids(ck) for ck in KERNEL_CASES], indirect=["softmax_kernel"])
+def test_fast_path_gradients_equal_reference(case, softmax_kernel):
     mode, dim, sub_sample, bn_layer, use_scale = case
     block = randomised_block(mode, dim, sub_sample=sub_sample, bn_layer=bn_layer,
                              use_scale=use_scale)
@@ -65,7 +86,8 @@ def test_fast_path_gradients_equal_reference(case):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("need_map", [False, True], ids=["fast", "map"])
-def test_gradcheck(mode, need_map):
+@pytest.mark.parametrize("softmax_kernel", ["materialised", "fused"], indirect=True)
+def test_gradcheck(mode, need_map, softmax_kernel):
     """torch.autograd.gradcheck of the block, input and all parameters, in float64."""
     block = randomised_block(mode, 2, use_scale=(mode == "embedded_gaussian"))
     x = torch.randn(1, 6, 4, 5, dtype=torch.float64, requires_grad=True)
@@ -81,7 +103,8 @@ def test_gradcheck(mode, need_map):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_kernels_match_reference_op(mode):
+@pytest.mark.parametrize("softmax_kernel", ["materialised", "fused"], indirect=True)
+def test_kernels_match_reference_op(mode, softmax_kernel):
     """pairwise.nonlocal_op == reference.nonlocal_op on raw token tensors, odd N and M."""
     gen = torch.Generator().manual_seed(3)
     theta = torch.randn(3, 11, 4, dtype=torch.float64, generator=gen)
@@ -119,3 +142,17 @@ def test_float32_fast_path_close_to_reference():
         z64 = reference.block_forward(block, x)[0]
         z32 = block.float()(x.float())
         torch.testing.assert_close(z32.double(), z64, rtol=1e-4, atol=1e-4)
+
+
+def test_dispatch_picks_the_fused_kernel_for_large_maps(monkeypatch):
+    """Above the threshold the fused kernel runs (no N x M matrix), below it the plain one."""
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(pairwise.F, "scaled_dot_product_attention",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    q, k, v = torch.randn(1, 64, 4), torch.randn(1, 16, 4), torch.randn(1, 16, 4)
+    pairwise.softmax_attention(q, k, v)
+    assert calls == []
+    monkeypatch.setattr(pairwise, "MATERIALISE_MAX_PAIRS", 64 * 16 - 1)
+    pairwise.softmax_attention(q, k, v)
+    assert calls == [1]
