@@ -52,9 +52,12 @@ def _bench(args) -> int:
 
     from .bench import DEFAULT_SHAPES, run_benchmark
 
+    import torch
+
     result = run_benchmark(shapes=args.sizes or DEFAULT_SHAPES, modes=args.modes,
-                           repeats=args.repeats,
-                           device=args.device, max_reference_gib=args.max_reference_gib)
+                           repeats=args.repeats, device=args.device,
+                           max_reference_gib=args.max_reference_gib,
+                           dtype=getattr(torch, args.dtype))
     result["command"] = " ".join(["python -m nlcourse", *args.argv])
     from .train import git_commit
 
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", default=None)
     bench.add_argument("--max-reference-gib", type=float, default=16.0,
                        help="skip the literal reference where it would need more memory")
+    bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                       help="precision of block and input (bfloat16/float16: mixed precision on GPU)")
     bench.add_argument("--out", default="bench", help="folder for bench.json and bench.png")
     bench.set_defaults(run=_bench)
 

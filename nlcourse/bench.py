@@ -195,7 +195,8 @@ def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
 
 
 def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: int = 1,
-                  device=None, max_reference_gib: float = 16.0, log=print) -> dict:
+                  device=None, max_reference_gib: float = 16.0, dtype=torch.float32,
+                  log=print) -> dict:
     """Reference against fast path for every mode and shape: times, ratio, peak memory, FLOPs and
     achieved GFLOP/s, plus the machine (threads, device, torch, matmul rate). Shapes whose literal
     reference would need more than ``max_reference_gib`` are measured on the fast path only, and
@@ -212,7 +213,7 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: i
         (platform.processor() or platform.machine()),
         "device_type": device.type, "threads": torch.get_num_threads(),
         "torch_version": torch.__version__, "python": platform.python_version(),
-        "matmul_gflops": matmul_gflops(device),
+        "matmul_gflops": matmul_gflops(device), "dtype": str(dtype),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if log:
@@ -222,7 +223,7 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: i
     for shape in shapes:
         for mode in modes:
             need = reference_bytes(mode, shape) / 2 ** 30
-            row = _measure(mode, tuple(shape), repeats, warmup, device,
+            row = _measure(mode, tuple(shape), repeats, warmup, device, dtype,
                            with_reference=need <= max_reference_gib)
             if need > max_reference_gib:
                 row["reference_skipped"] = (f"the literal reference needs about {need:.0f} GiB, "
@@ -233,17 +234,18 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: i
     return {"machine": machine, "rows": rows}
 
 
-def _measure(mode, shape, repeats, warmup, device, with_reference):
+def _measure(mode, shape, repeats, warmup, device, dtype, with_reference):
     if with_reference:
-        row = compare_paths(mode, shape, repeats=repeats, warmup=warmup, device=device)
+        row = compare_paths(mode, shape, repeats=repeats, warmup=warmup, device=device,
+                            dtype=dtype)
     else:
-        row = _fast_only(mode, shape, repeats, warmup, device)
+        row = _fast_only(mode, shape, repeats, warmup, device, dtype)
     row["positions"] = 1
     for s in shape[2:]:
         row["positions"] *= s
     torch.manual_seed(0)
-    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device)
-    x = torch.randn(shape, device=device, requires_grad=True)
+    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device, dtype)
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
     row["fast_flops"] = count_flops(lambda: block(x).sum().backward())
     if with_reference:
         row["reference_flops"] = count_flops(
@@ -254,16 +256,16 @@ def _measure(mode, shape, repeats, warmup, device, with_reference):
     return row
 
 
-def _fast_only(mode, shape, repeats, warmup, device):
+def _fast_only(mode, shape, repeats, warmup, device, dtype):
     torch.manual_seed(0)
-    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device)
-    x = torch.randn(shape, device=device, requires_grad=True)
+    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device, dtype)
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
 
     def step():
         block.zero_grad(set_to_none=True)
         block(x).sum().backward()
 
-    return {"mode": mode, "shape": list(shape), "device": str(device), "dtype": "torch.float32",
+    return {"mode": mode, "shape": list(shape), "device": str(device), "dtype": str(dtype),
             "threads": torch.get_num_threads(), "torch_version": torch.__version__,
             "fast_seconds": statistics.median(time_call(step, repeats, warmup, device)),
             "fast_peak_bytes": peak_memory(step, device)}
