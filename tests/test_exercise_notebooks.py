@@ -42,6 +42,9 @@ def test_solution_notebook_structure(md):
     assert solutions, "an exercise without a solution region"
     for cell in solutions:  # folded on the site, never open by default
         assert "hide-input" in cell.metadata.get("tags", []), cell.source[:60]
+    for cell in nb.cells:  # written answers: hidden markers around a closed dropdown
+        if cell.cell_type == "markdown" and "BEGIN SOLUTION" in cell.source:
+            assert "<!-- ### BEGIN SOLUTION -->\n:::{dropdown}" in cell.source
     assert any("check_" in c.source for c in nb.cells if c.cell_type == "code")
 
 
@@ -58,7 +61,7 @@ def test_generator_rules():
     assert strip_source(code, "code") == (
         'def f(x):\n    # Hint: add one\n    raise NotImplementedError("your code here: see the '
         'hint above")')
-    assert strip_source("A\n### BEGIN SOLUTION\nsecret\n### END SOLUTION\nB", "markdown") == (
-        "A\nYOUR ANSWER HERE\nB")
+    folded = "A\n<!-- ### BEGIN SOLUTION -->\n:::{dropdown} Answer\nsecret\n:::\n<!-- ### END SOLUTION -->\nB"
+    assert strip_source(folded, "markdown") == "A\nYOUR ANSWER HERE\nB"
     assert strip_source("x = 1\n### BEGIN HIDDEN TESTS\nassert x\n### END HIDDEN TESTS\n",
                         "code") == "x = 1"

@@ -5,7 +5,8 @@ can take the notebooks as they are:
 
 * ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` in a code cell becomes
   ``raise NotImplementedError(...)`` at the same indentation (comment lines written just above
-  the marker stay, as the hint); in a markdown cell it becomes "YOUR ANSWER HERE".
+  the marker stay, as the hint); in a markdown cell, where the markers are HTML comments around
+  a folded answer, it becomes "YOUR ANSWER HERE".
 * ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` is removed.
 * Cells folded in the book (``hide-input``, so the site shows solutions closed) are unfolded.
 
@@ -24,8 +25,10 @@ import re
 import sys
 from pathlib import Path
 
-SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*(\n|$)",
-                      re.M | re.S)
+# In markdown the markers sit in HTML comments (<!-- ### BEGIN SOLUTION -->), so that the site
+# does not render them as headings; nbgrader finds them there too (it matches within the line).
+SOLUTION = re.compile(r"^([ \t]*)(?:<!--[ \t]*)?### BEGIN SOLUTION[^\n]*\n.*?"
+                      r"^[ \t]*(?:<!--[ \t]*)?### END SOLUTION[^\n]*(\n|$)", re.M | re.S)
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)",
                     re.M | re.S)
 STUB = 'raise NotImplementedError("your code here: see the hint above")'
