@@ -26,7 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.book-key 2>/dev/null)" != "$(BOOK_KEY)" ]; then \
-	  rm -rf _build/.jupyter_cache _build/jupyter_execute notebooks/runs; \
+	  rm -rf _build/.jupyter_cache _build/jupyter_execute _build/.doctrees notebooks/runs; \
 	  echo "$(BOOK_KEY)" > _build/.book-key; fi
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
