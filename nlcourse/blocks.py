@@ -8,7 +8,6 @@ computes the same thing literally; the tests hold the two equal in float64.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from . import pairwise

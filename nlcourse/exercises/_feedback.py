@@ -30,6 +30,11 @@ class Feedback:
                 text = f"this looks like {mistake}. {text[0].upper()}{text[1:]}"
         self.lines.append((False, text))
 
+    def report(self) -> "Feedback":
+        """Print the feedback and return it (a check's last step)."""
+        print(self)
+        return self
+
     @property
     def ok(self) -> bool:
         return all(passed for passed, _ in self.lines)

@@ -17,7 +17,7 @@ def check_dot_product(fn, fn_linear=None) -> Feedback:
         theta, phi, g = token_inputs(k, **shape)
         out = as_pair(fb, call(fb, fn, theta, phi, g))
         if out is None:
-            return _report(fb)
+            return fb.report()
         y, attention = out
         y_ref, a_ref = reference.nonlocal_op("dot_product", theta, phi, g)
         f = theta @ phi.transpose(1, 2)
@@ -34,16 +34,16 @@ def check_dot_product(fn, fn_linear=None) -> Feedback:
             "a transposed map": (a_ref.transpose(1, 2), "the map is (B, N queries, M keys)"),
         }
         if not diagnose(fb, attention, a_ref, known, f"the attention for shape {shape}"):
-            return _report(fb)
+            return fb.report()
         if not diagnose(fb, y, y_ref, {}, f"y for shape {shape}"):
-            return _report(fb)
+            return fb.report()
     fb.good("attention = theta . phi / M with shape (B, N, M); y matches the reference")
     if fn_linear is not None:
         theta, phi, g = token_inputs(7, B=1, N=64, M=32, Cp=4, Cg=4)
         y_ref, _ = reference.nonlocal_op("dot_product", theta, phi, g)
         result = call(fb, largest_intermediate, fn_linear, theta, phi, g)
         if result is None:
-            return _report(fb)
+            return fb.report()
         y_lin, largest = result
         if isinstance(y_lin, tuple):
             y_lin = y_lin[0]
@@ -52,17 +52,12 @@ def check_dot_product(fn, fn_linear=None) -> Feedback:
                 "dividing by N where M was meant": (
                     pitfalls.dot_product_divided_by_n(theta, phi, g)[0],
                     "divide by the number of keys M")}, "the linear form's y")
-            return _report(fb)
+            return fb.report()
         if largest >= 64 * 32:
             fb.bad(f"the linear form equals the reference but built a tensor of {largest:,} numbers, "
                    f"as large as the N x M = 2,048 matrix it should avoid: multiply phi^T g first "
                    f"(a C' x C' matrix), then theta by it", mistake="the N x M matrix built")
-            return _report(fb)
+            return fb.report()
         fb.good(f"the linear form equals the quadratic one, and its largest intermediate holds "
                 f"{largest:,} numbers (the N x M matrix would hold 2,048)")
-    return _report(fb)
-
-
-def _report(fb):
-    print(fb)
-    return fb
+    return fb.report()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from .. import pitfalls, reference
 from ._feedback import SHAPES, Feedback, as_pair, call, diagnose, token_inputs
 from ._largest import largest_intermediate
@@ -10,19 +12,17 @@ from ._largest import largest_intermediate
 def check_concatenation(fn) -> Feedback:
     """``fn(theta, phi, g, w) -> (y, attention)`` with attention = ReLU(a_i + b_j) / M."""
     fb = Feedback("Exercise 3 (concatenation)")
-    import torch
-
     for k, shape in enumerate(SHAPES):
         theta, phi, g = token_inputs(k, **shape)
         w = torch.randn(2 * shape["Cp"], dtype=torch.float64,
                         generator=torch.Generator().manual_seed(100 + k))
         result = call(fb, largest_intermediate, fn, theta, phi, g, w)
         if result is None:
-            return _report(fb)
+            return fb.report()
         out, largest = result
         out = as_pair(fb, out)
         if out is None:
-            return _report(fb)
+            return fb.report()
         y, attention = out
         y_ref, a_ref = reference.nonlocal_op("concatenation", theta, phi, g, w_concat=w)
         Cp, N, M = shape["Cp"], shape["N"], shape["M"]
@@ -40,20 +40,15 @@ def check_concatenation(fn) -> Feedback:
             "a transposed map": (a_ref.transpose(1, 2), "the map is (B, N queries, M keys)"),
         }
         if not diagnose(fb, attention, a_ref, known, f"the attention for shape {shape}"):
-            return _report(fb)
+            return fb.report()
         if not diagnose(fb, y, y_ref, {}, f"y for shape {shape}"):
-            return _report(fb)
+            return fb.report()
         pairs = shape["B"] * N * M * 2 * Cp
         if largest >= pairs:
             fb.bad(f"the result is right, but a tensor of {largest:,} numbers was built: the "
                    f"(B, N, M, 2C') concatenation has {pairs:,}. Use w^T [theta_i; phi_j] = "
                    f"a_i + b_j", mistake="the concatenation tensor built")
-            return _report(fb)
+            return fb.report()
     fb.good("f = ReLU(a_i + b_j) / M matches the reference on 3 random shapes")
     fb.good("no (B, N, M, 2C') tensor was built")
-    return _report(fb)
-
-
-def _report(fb):
-    print(fb)
-    return fb
+    return fb.report()

@@ -21,10 +21,10 @@ def check_projection(project) -> Feedback:
     x = torch.randn(2, 6, 6, 8, dtype=torch.float64)
     out = call(fb, project, block, x)
     if out is None:
-        return _report(fb)
+        return fb.report()
     if not (isinstance(out, tuple) and len(out) == 3):
         fb.bad(f"return a tuple (theta, phi, g), got {type(out).__name__}")
-        return _report(fb)
+        return fb.report()
     theta, phi, g = out
     t_ref, p_ref, g_ref = block.project(x)
     t_raw, p_raw, g_raw = block.theta(x), block.phi(x), block.g(x)
@@ -45,10 +45,10 @@ def check_projection(project) -> Feedback:
     ]
     for name, answer, expected, known in checks:
         if not diagnose(fb, answer, expected, known, name):
-            return _report(fb)
+            return fb.report()
     fb.good("theta keeps all N = 48 positions; phi and g are pooled to M = 12 keys")
     fb.good("token layout (B, positions, C') with the channels of one position together")
-    return _report(fb)
+    return fb.report()
 
 
 def check_identity_init(init_identity) -> Feedback:
@@ -60,14 +60,14 @@ def check_identity_init(init_identity) -> Feedback:
         for p in block.W.parameters():
             p.normal_(0, 1)
     if call(fb, init_identity, block) is None and not fb.ok:
-        return _report(fb)
+        return fb.report()
     x, target = torch.randn(4, 8, 6, 6), torch.randn(4, 8, 6, 6)
     with torch.no_grad():
         z = block.eval()(x)
     if not torch.allclose(z, x):
         fb.bad(f"block(x) != x after your initialisation (largest |z - x| = "
                f"{(z - x).abs().max().item():.3g}): W y must be exactly 0 for every y")
-        return _report(fb)
+        return fb.report()
     fb.good("block(x) == x at initialisation")
     conv_zero = bool(torch.all(block.W[0].weight == 0))
     gamma_on = bool(torch.all(block.W[1].weight != 0))
@@ -83,7 +83,7 @@ def check_identity_init(init_identity) -> Feedback:
                f"the conv's gradient is not zero, and BN normalises its small new output back to "
                f"unit size. Zero BN's gamma (and beta) instead and keep the conv's random weights",
                mistake="W zeroed with BN gamma left at 1")
-        return _report(fb)
+        return fb.report()
     conv, gamma = block.W[0].weight, block.W[1].weight
     if torch.count_nonzero(conv) == 0 and torch.count_nonzero(gamma) == 0:
         fb.bad("W's conv and BN's gamma are both zero and stay zero: BN normalises an all-zero "
@@ -91,16 +91,11 @@ def check_identity_init(init_identity) -> Feedback:
                "reaches the conv. The block can only learn BN's constant beta, never anything "
                "that depends on y. Keep the conv's random weights; zero only gamma and beta",
                mistake="W frozen at zero")
-        return _report(fb)
+        return fb.report()
     if moved > 0.1:
         fb.bad(f"after one SGD step ||z - x|| / ||x|| = {moved:.2f}: the block left the identity "
                f"at once; zero BN's gamma and beta so that it starts switched off")
-        return _report(fb)
+        return fb.report()
     fb.good(f"after one SGD step the block is still near the identity (||z - x|| / ||x|| = "
             f"{moved:.3f}) and W is learning")
-    return _report(fb)
-
-
-def _report(fb):
-    print(fb)
-    return fb
+    return fb.report()

@@ -30,8 +30,7 @@ def check_map_reading(answers: dict, weights, geometry: dict, query: int) -> Fee
     missing = {"strongest_key", "distance_px", "entropy"} - set(answers)
     if missing:
         fb.bad(f"answers needs the keys {sorted(missing)}")
-        print(fb)
-        return fb
+        return fb.report()
     key = tuple(int(v) for v in np.ravel(answers["strongest_key"]))
     row, col = truth["strongest_key"]
     if key == (row, col):
@@ -69,5 +68,4 @@ def check_map_reading(answers: dict, weights, geometry: dict, query: int) -> Fee
         fb.bad("entropy is -sum p log p: your sign is flipped", mistake="entropy sign")
     else:
         fb.bad("entropy is -sum_j w_j log w_j over the query's weights (natural log)")
-    print(fb)
-    return fb
+    return fb.report()
