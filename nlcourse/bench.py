@@ -128,12 +128,12 @@ def reference_bytes(mode: str, shape: tuple, inter_channels: int | None = None) 
     the (N, M, 2C') pairs for the concatenation, the (N, M) matrices otherwise."""
     B, C, *spatial = shape
     Cp = inter_channels or max(C // 2, 1)
-    n = B
+    n = 1
     for s in spatial:
         n *= s
     m = n // 4  # 2x2 (or 1x2x2) pooling of the keys
-    per_pair = 2 * Cp * 3 if mode == "concatenation" else 6
-    return 4 * n * (m // B if B else m) * per_pair
+    per_pair = 2 * Cp * 3 if mode == "concatenation" else 6  # tensors of that size kept alive
+    return 4 * B * n * m * per_pair
 
 
 def pairwise_flops(mode: str, n: int, m: int, c: int, c_inter: int, fast: bool) -> int:
@@ -147,7 +147,7 @@ def pairwise_flops(mode: str, n: int, m: int, c: int, c_inter: int, fast: bool) 
         return m * c_inter * c_inter + n * c_inter * c_inter
     if mode == "concatenation":
         if fast:
-            return (n + m) * c_inter + (n + m) * c_inter  # scores, then suffix sums and one FMA
+            return 2 * (n + m) * c_inter  # scores a, b; then suffix sums and one FMA per query
         return n * m * 2 * c_inter + n * m * c_inter  # w^T [theta; phi] for every pair, then f g
     return n * m * d + n * m * c_inter  # theta . phi for every pair, then f g
 
