@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ._modes import MODES
@@ -10,22 +11,37 @@ from .budget import BUDGETS
 
 
 def _train(args) -> int:
+    from . import distributed
     from .train import train_mnist
 
-    metrics = train_mnist(mode=None if args.mode == "none" else args.mode, budget=args.budget,
-                          seed=args.seed, out=args.out, device=args.device,
-                          progress=not args.no_progress,
-                          command=" ".join(["python -m nlcourse", *args.argv]))
-    print(f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs']} epoch(s), "
-          f"{metrics['train_seconds']:.1f} s of training on {metrics['device']} "
-          f"({metrics['data_description']})")
-    if args.out:
-        print(f"wrote {args.out}/model.pt and {args.out}/metrics.json")
+    # Under torchrun (WORLD_SIZE > 1): join the process group; otherwise one plain process.
+    ctx, device = distributed.init_from_env(args.device)
+    launcher = "torchrun --nproc_per_node=N -m nlcourse" if ctx.distributed else "python -m nlcourse"
+    try:
+        metrics = train_mnist(mode=None if args.mode == "none" else args.mode,
+                              budget=args.budget, seed=args.seed, out=args.out, device=device,
+                              progress=not args.no_progress, scale_batch=args.scale_batch,
+                              command=" ".join([launcher.replace("N", str(ctx.world_size)),
+                                                *args.argv]))
+    finally:
+        distributed.shutdown()
+    if ctx.distributed:
+        print(f"rank {ctx.rank} of {ctx.world_size} finished", flush=True)
+    if ctx.is_main:
+        print(f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs']} epoch(s), "
+              f"{metrics['train_seconds']:.1f} s of training on {metrics['device']} "
+              f"({metrics['data_description']}), {ctx.world_size} process(es)")
+        if args.out:
+            print(f"wrote {args.out}/model.pt and {args.out}/metrics.json")
     return 0
 
 
 def _sweep(args) -> int:
     from .experiments import run_sweep, summarise
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise SystemExit("sweep runs one process; start it with python -m nlcourse sweep, not "
+                         "torchrun (use torchrun with 'train')")
 
     results = run_sweep(models=args.models, seeds=args.seeds, budget=args.budget,
                         out_dir=args.out, device=args.device, progress=not args.no_progress)
@@ -89,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--out", default=None, help="folder for model.pt and metrics.json")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--scale-batch", action="store_true",
+                       help="under torchrun: keep the budget's batch per process (global batch and "
+                            "learning rate x N) instead of splitting it over the N processes")
     train.set_defaults(run=_train)
 
     sweep = commands.add_parser(

@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import distributed
 from .budget import Budget, get_budget
 from .data import MNISTData, load_mnist
 from .models import MNISTNet
 
-__all__ = ["set_seed", "pick_device", "evaluate", "fit", "train_mnist", "load_checkpoint",
+__all__ = ["set_seed", "pick_device", "evaluate", "fit", "batch_plan", "train_mnist", "load_checkpoint",
            "load_or_train", "count_parameters"]
 
 
@@ -68,6 +69,38 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
         yield order[start:start + batch_size]
 
 
+def _sampled_batches(sampler, epoch: int, batch_size: int):
+    """This rank's batches for one epoch: the DistributedSampler reshuffles with the epoch number,
+    and pads so that every rank takes the same number of steps (DDP needs that)."""
+    sampler.set_epoch(epoch)
+    order = torch.tensor(list(sampler))
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+def batch_plan(budget: Budget, world_size: int = 1, scale_batch: bool = False) -> dict:
+    """Batch sizes and learning rate for ``world_size`` processes.
+
+    By default the budget's batch is the *global* batch, split across the processes, so K
+    processes follow the same optimisation as one (BatchNorm statistics aside, which each process
+    takes over its own share). With ``scale_batch`` each process keeps the budget's batch, the
+    global batch grows K times and the learning rate with it (the linear scaling rule of Goyal et
+    al., 2017): fewer steps per epoch, the usual choice when K GPUs should finish K times sooner.
+    """
+    if world_size < 1:
+        raise ValueError(f"world_size must be at least 1, got {world_size}")
+    if scale_batch:
+        per_process, lr = budget.batch_size, budget.lr * world_size
+    else:
+        if budget.batch_size % world_size:
+            raise ValueError(f"the {budget.name} budget's batch of {budget.batch_size} cannot be "
+                             f"split evenly over {world_size} processes; use a number of processes "
+                             f"that divides it, or scale_batch=True (--scale-batch)")
+        per_process, lr = budget.batch_size // world_size, budget.lr
+    return {"world_size": world_size, "per_process_batch_size": per_process,
+            "global_batch_size": per_process * world_size, "lr": lr, "scale_batch": scale_batch}
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor, device: torch.device | None = None,
              batch_size: int = 500) -> dict:
@@ -80,22 +113,26 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, device: torch.dev
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
-    for idx in _batches(len(labels), batch_size, None):
+    # Under torchrun each rank takes every world_size-th example and the sums are added up.
+    mine = distributed.shard(torch.arange(len(labels)), distributed.current())
+    for start in range(0, len(mine), batch_size):
+        idx = mine[start:start + batch_size]
         x, y = images[idx].to(device), labels[idx].to(device)
         logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
     model.train(was_training)
+    loss_sum, correct = distributed.all_reduce_sum([loss_sum, correct], device)
     return {"loss": loss_sum / labels.numel(), "accuracy": correct / labels.numel()}
 
 
-def _optimizer(model: nn.Module, budget: Budget, steps: int):
+def _optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
     if budget.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=budget.weight_decay)
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=budget.weight_decay)
     if budget.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=budget.lr, total_steps=steps)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     else:
         sched = None
     return opt, sched
@@ -103,33 +140,57 @@ def _optimizer(model: nn.Module, budget: Budget, steps: int):
 
 def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
         device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
-        amp: bool = True, log=print) -> list[dict]:
+        amp: bool = True, log=print, scale_batch: bool = False) -> list[dict]:
     """Train ``model`` on ``data`` under ``budget``; evaluate on the test split after each epoch.
 
     Returns the history, one dict per epoch: ``epoch``, ``train_loss``, ``test_loss``,
     ``test_accuracy``, ``seconds`` (training time of that epoch, evaluation excluded).
+
+    Under ``torchrun`` (a process group initialised by :mod:`nlcourse.distributed`) the model is
+    wrapped in DistributedDataParallel, a DistributedSampler gives each process its share of every
+    epoch, losses and accuracies are summed over the processes, and only rank 0 logs and shows
+    progress. ``scale_batch``: see :func:`batch_plan`.
     """
     from tqdm.auto import tqdm
 
     budget = get_budget(budget)
     device = pick_device(device)
-    set_seed(seed)
+    ctx = distributed.current()
+    plan = batch_plan(budget, ctx.world_size, scale_batch)
+    batch_size = plan["per_process_batch_size"]
+    # One process: the same stream as always. Several: the same initial weights (the model was
+    # built before this call, and DDP broadcasts rank 0's anyway), but each rank its own dropout.
+    set_seed(seed + ctx.rank)
     model.to(device).train()
     n = len(data.train_labels)
-    steps = budget.epochs * -(-n // budget.batch_size)
-    opt, sched = _optimizer(model, budget, steps)
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+        from torch.utils.data import DistributedSampler
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                      else None)
+        sampler = DistributedSampler(range(n), num_replicas=ctx.world_size, rank=ctx.rank,
+                                     shuffle=True, seed=seed)
+        steps_per_epoch = -(-len(sampler) // batch_size)
+    else:
+        net, sampler = model, None
+        steps_per_epoch = -(-n // batch_size)
+    progress, log = progress and ctx.is_main, log if ctx.is_main else None
+    opt, sched = _optimizer(model, budget, budget.epochs * steps_per_epoch, plan["lr"])
     autocast, scaler = _autocast(device, amp)
     generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(1, budget.epochs + 1):
-        start, loss_sum = time.perf_counter(), 0.0
-        bar = tqdm(_batches(n, budget.batch_size, generator), total=-(-n // budget.batch_size),
-                   desc=f"epoch {epoch}/{budget.epochs}", disable=not progress, leave=False)
+        start, loss_sum, seen = time.perf_counter(), 0.0, 0
+        batches = (_batches(n, batch_size, generator) if sampler is None
+                   else _sampled_batches(sampler, epoch, batch_size))
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{budget.epochs}",
+                   disable=not progress, leave=False)
         for idx in bar:
             x = data.train_images[idx].to(device, non_blocking=True)
             y = data.train_labels[idx].to(device, non_blocking=True)
             with autocast:
-                loss = F.cross_entropy(model(x), y)
+                loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -141,15 +202,18 @@ def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
             if sched is not None:
                 sched.step()
             loss_sum += loss.item() * len(idx)
+            seen += len(idx)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
+        loss_sum, seen = distributed.all_reduce_sum([loss_sum, seen], device)
+        distributed.broadcast_buffers(model)  # every rank evaluates rank 0's model
         test = evaluate(model, data.test_images, data.test_labels, device)
-        history.append({"epoch": epoch, "train_loss": loss_sum / n, "test_loss": test["loss"],
+        history.append({"epoch": epoch, "train_loss": loss_sum / seen, "test_loss": test["loss"],
                         "test_accuracy": test["accuracy"], "seconds": seconds})
         if log:
-            log(f"epoch {epoch}/{budget.epochs}: train loss {loss_sum / n:.4f}, "
+            log(f"epoch {epoch}/{budget.epochs}: train loss {loss_sum / seen:.4f}, "
                 f"test accuracy {test['accuracy']:.4f} ({seconds:.1f} s)")
     return history
 
@@ -173,24 +237,38 @@ def git_commit() -> str | None:
 def train_mnist(mode: str | None = "embedded_gaussian", budget: Budget | str | None = None,
                 seed: int = 0, out: str | Path | None = None,
                 device: torch.device | str | None = None, data: MNISTData | None = None,
-                progress: bool = True, log=print, command: str | None = None) -> dict:
+                progress: bool = True, log=print, command: str | None = None,
+                scale_batch: bool = False) -> dict:
     """Train :class:`~nlcourse.MNISTNet` and return its metrics; with ``out``, also write
     ``out/model.pt`` and ``out/metrics.json``.
 
     The metrics record where every number came from: budget, data source and sizes, device,
-    torch version, seed and git commit.
+    torch version, seed, git commit, and the number of processes. Under ``torchrun`` every rank
+    trains and only rank 0 writes; ``rank_parameter_digests`` holds each rank's final weights'
+    SHA-256, which must all be equal.
     """
     budget = get_budget(budget)
     device = pick_device(device)
-    data = data if data is not None else load_mnist()
+    ctx = distributed.current()
+    log = log if ctx.is_main else None
+    if data is None:
+        if ctx.distributed and not ctx.is_main:
+            torch.distributed.barrier()  # rank 0 downloads, if anything is missing, alone
+        data = load_mnist()
+        if ctx.distributed and ctx.is_main:
+            torch.distributed.barrier()
     data = data.subset(budget.train_size, budget.test_size, seed=0)
+    plan = batch_plan(budget, ctx.world_size, scale_batch)
     if log:
         log(f"budget {budget.name}: {budget.description}")
         log(f"data: {data.describe()}")
-        log(f"device: {device}")
+        log(f"device: {device}" + (f", {ctx.world_size} processes ({ctx.backend}), global batch "
+                                   f"{plan['global_batch_size']}, learning rate {plan['lr']:g}"
+                                   if ctx.distributed else ""))
     set_seed(seed)
     model = MNISTNet(mode)
-    history = fit(model, data, budget, device=device, seed=seed, progress=progress, log=log)
+    history = fit(model, data, budget, device=device, seed=seed, progress=progress, log=log,
+                  scale_batch=scale_batch)
     metrics = {
         "mode": mode if mode is not None else "none",
         "test_accuracy": history[-1]["test_accuracy"],
@@ -207,12 +285,17 @@ def train_mnist(mode: str | None = "embedded_gaussian", budget: Budget | str | N
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "seed": seed,
+        "world_size": ctx.world_size,
         "commit": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command,
         "history": history,
     }
-    if out is not None:
+    if ctx.distributed:
+        metrics.update(plan, backend=ctx.backend,
+                       rank_parameter_digests=distributed.gather_objects(
+                           distributed.parameter_digest(model)))
+    if out is not None and ctx.is_main:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         torch.save({"mode": metrics["mode"], "state_dict": model.state_dict()}, out / "model.pt")
