@@ -3,6 +3,8 @@
 :class:`MNISTNet` is the small network of the widely used public PyTorch implementation of
 non-local blocks, kept layer for layer so that the course's numbers can be compared with what its
 users report: 390,858 parameters without blocks, 401,530 with two embedded-Gaussian blocks.
+:class:`LongRangeNet` is the dense-prediction network of the long-range lab; :class:`VideoNet`
+and :class:`SpaceTimeNonLocal` are the video network of the space-time lab.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ._modes import check_mode
-from .blocks import NonLocalBlock2d
+from .blocks import NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
 
-__all__ = ["MNISTNet", "LongRangeNet", "receptive_field"]
+__all__ = ["MNISTNet", "LongRangeNet", "receptive_field", "VARIANTS", "SpaceTimeNonLocal",
+           "VideoNet"]
 
 
 def _conv_stage(c_in: int, c_out: int) -> nn.Sequential:
@@ -111,15 +114,130 @@ class LongRangeNet(nn.Module):
         return (logits, maps) if return_nl_maps else logits
 
 
-def receptive_field(layers) -> tuple[int, int]:
-    """Receptive field size and stride (jump), in input pixels, of a stack of convolutions and
-    poolings, from their kernel sizes, strides and dilations (the standard recurrence
-    r <- r + (k - 1) * d * j, j <- j * s). Non-local blocks are skipped: theirs is the whole input."""
+def receptive_field(layers, axis: int = 0) -> tuple[int, int]:
+    """Receptive field size and stride (jump), in input positions along ``axis``, of a stack of
+    convolutions and poolings (1-, 2- or 3-D), from their kernel sizes, strides and dilations (the
+    standard recurrence r <- r + (k - 1) * d * j, j <- j * s). For video ``axis=0`` is time, in
+    frames. Non-local blocks are skipped: theirs is the whole input."""
+    def along(v):
+        return v[axis] if isinstance(v, tuple) else v
+
     size, jump = 1, 1
+    kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
     for layer in layers.modules() if isinstance(layers, nn.Module) else layers:
-        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
-            pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
-            k, st, d = pair(layer.kernel_size)[0], pair(layer.stride)[0], pair(layer.dilation)[0]
+        if isinstance(layer, kinds):
+            k, st, d = along(layer.kernel_size), along(layer.stride), along(layer.dilation)
             size += (k - 1) * d * jump
             jump *= st
     return size, jump
+
+
+# The paper's Table 2d: where a block's attention may reach in a (T, H, W) feature map.
+VARIANTS = ("space", "time", "spacetime")
+
+
+class SpaceTimeNonLocal(nn.Module):
+    """A non-local block on video features (B, C, T, H, W), restricted as in the paper's Table 2d.
+
+    - ``"space"``: each position attends to the positions of its own frame (a 2-D block applied
+      to every frame; keys pooled 2x2 with ``sub_sample``).
+    - ``"time"``: each position attends to the same position in every frame (a 1-D block along
+      time; never sub-sampled, the clips are short).
+    - ``"spacetime"``: each position attends to every position of every frame (a 3-D block; keys
+      pooled 2x2 in space only).
+
+    ``forward(x, return_nl_map=True)`` also returns the map, shaped by the variant: space
+    (B, T, H*W, M), time (B, H*W, T, T), spacetime (B, T*H*W, M) with M the keys.
+    """
+
+    def __init__(self, channels: int, variant: str = "spacetime",
+                 mode: str = "embedded_gaussian", **block_kwargs):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANTS))}; "
+                             f"got {variant!r}")
+        self.variant = variant
+        if variant == "space":
+            self.block = NonLocalBlock2d(channels, mode=mode, **block_kwargs)
+        elif variant == "time":
+            self.block = NonLocalBlock1d(channels, mode=mode,
+                                         **{"sub_sample": False, **block_kwargs})
+        else:
+            self.block = NonLocalBlock3d(channels, mode=mode, **block_kwargs)
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}"
+
+    def forward(self, x: Tensor, return_nl_map: bool = False):
+        if not isinstance(x, Tensor) or x.dim() != 5:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be video features shaped (B, C, T, H, W), got {shape}")
+        B, C, T, H, W = x.shape
+        if self.variant == "spacetime":
+            return self.block(x, return_nl_map=return_nl_map)
+        if self.variant == "space":      # frames become the batch
+            z, nl_map = self.block(x.transpose(1, 2).reshape(B * T, C, H, W), return_nl_map=True)
+            z = z.reshape(B, T, C, H, W).transpose(1, 2)
+            nl_map = nl_map.reshape(B, T, *nl_map.shape[1:])
+        else:                            # positions become the batch, time the sequence
+            z, nl_map = self.block(x.permute(0, 3, 4, 1, 2).reshape(B * H * W, C, T),
+                                   return_nl_map=True)
+            z = z.reshape(B, H, W, C, T).permute(0, 3, 4, 1, 2)
+            nl_map = nl_map.reshape(B, H * W, T, T)
+        z = z.contiguous()
+        return (z, nl_map) if return_nl_map else z
+
+
+class VideoNet(nn.Module):
+    """A small 3-D convolutional network for clips (B, 1, T, H, W) that answers from the LAST frame.
+
+    conv (1x3x3, 1->16) -> pool space -> conv (3x3x3, 16->width) -> pool space -> [block]
+    -> conv (3x3x3, width->64) -> the last frame's features, averaged over space -> linear to 10.
+
+    Without a block the last frame's features see only the last three frames (the temporal
+    receptive field, :func:`receptive_field` with ``axis=0``, is a centred window of 5 frames, cut
+    by the end of the clip); the block decides how far, and where, each position may look.
+
+    Args:
+        variant: ``None`` (no block), ``"space"``, ``"time"`` or ``"spacetime"``.
+        mode: the block's pairwise function.
+        **block_kwargs: passed to the block (``sub_sample``, ``bn_layer``, ...).
+    """
+
+    def __init__(self, variant: str | None = "spacetime", mode: str = "embedded_gaussian",
+                 width: int = 32, **block_kwargs):
+        super().__init__()
+        if variant is not None and variant not in VARIANTS:
+            raise ValueError(f"variant must be None (no block) or one of "
+                             f"{', '.join(map(repr, VARIANTS))}; got {variant!r}")
+        self.variant = variant
+        self.mode = check_mode(mode)
+        self.features = nn.Sequential(
+            nn.Conv3d(1, 16, (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(16),
+            nn.ReLU(inplace=True), nn.MaxPool3d((1, 2, 2)),
+            nn.Conv3d(16, width, 3, padding=1), nn.BatchNorm3d(width), nn.ReLU(inplace=True),
+            nn.MaxPool3d((1, 2, 2)),
+        )
+        self.block = (None if variant is None
+                      else SpaceTimeNonLocal(width, variant, mode=mode, **block_kwargs))
+        self.last = nn.Sequential(nn.Conv3d(width, 64, 3, padding=1), nn.BatchNorm3d(64),
+                                  nn.ReLU(inplace=True))
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: Tensor, return_nl_maps: bool = False):
+        """Logits (B, 10); with ``return_nl_maps`` also a list with the block's map."""
+        if not isinstance(x, Tensor) or x.dim() != 5 or x.shape[1] != 1:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be a batch of one-channel clips shaped (B, 1, T, H, W), "
+                             f"got {shape}")
+        h = self.features(x)
+        maps = []
+        if self.block is not None:
+            if return_nl_maps:
+                h, nl_map = self.block(h, return_nl_map=True)
+                maps.append(nl_map)
+            else:
+                h = self.block(h)
+        h = self.last(h)
+        logits = self.head(h[:, :, -1].mean(dim=(2, 3)))
+        return (logits, maps) if return_nl_maps else logits
