@@ -51,6 +51,18 @@ def _sweep(args) -> int:
     return 0
 
 
+def _video_sweep(args) -> int:
+    from .experiments import summarise
+    from .spacetime import run_video_sweep
+
+    results = run_video_sweep(models=args.models, seeds=args.seeds, budget=args.budget,
+                              out_dir=args.out, device=args.device, progress=not args.no_progress)
+    for row in summarise(results, key="model"):
+        print(f"{row['model']:>9}: {row['accuracy_mean']:.4f} +/- {row['accuracy_std']:.4f} "
+              f"over seeds {row['seeds']} ({', '.join(row['data_sources'])})")
+    return 0
+
+
 def _shape(text: str) -> tuple:
     try:
         shape = tuple(int(v) for v in text.lower().split("x"))
@@ -119,6 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--device", default=None)
     sweep.add_argument("--no-progress", action="store_true")
     sweep.set_defaults(run=_sweep)
+
+    from .spacetime import VIDEO_MODELS
+
+    video = commands.add_parser(
+        "video-sweep", help="the space-time lab's sweep: the video network without a block and "
+                            "with each block variant, one results file per (model, seed)")
+    video.add_argument("--models", nargs="+", default=list(VIDEO_MODELS), choices=VIDEO_MODELS)
+    video.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    video.add_argument("--budget", default=None, choices=list(BUDGETS))
+    video.add_argument("--out", required=True, help="folder for the <model>_seed<k>.json files")
+    video.add_argument("--device", default=None)
+    video.add_argument("--no-progress", action="store_true")
+    video.set_defaults(run=_video_sweep)
 
     bench = commands.add_parser(
         "bench", help="time the literal reference against the fast path, forward+backward")

