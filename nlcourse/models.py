@@ -12,10 +12,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ._modes import check_mode
+from .backbones import add_nonlocal
 from .blocks import NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
 
 __all__ = ["MNISTNet", "LongRangeNet", "receptive_field", "VARIANTS", "SpaceTimeNonLocal",
-           "VideoNet"]
+           "VideoNet", "add_nonlocal"]
 
 
 def _conv_stage(c_in: int, c_out: int) -> nn.Sequential:
