@@ -1,0 +1,82 @@
+"""nlcourse.analysis: FLOP formulas against the counter, and map statistics on hand-made maps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nlcourse import MODES, MNISTNet, NonLocalBlock
+from nlcourse.analysis import block_flops, map_statistics, measured_flops, parameters
+
+SHAPES = [(2, 64, 14, 14), (1, 32, 8, 32, 32), (2, 16, 50), (1, 64, 7, 7), (1, 16, 64, 96)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("sub_sample", [True, False])
+def test_formula_matches_the_counted_flops_within_5_percent(mode, shape, sub_sample):
+    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2,
+                          sub_sample=sub_sample).eval()
+    counted = measured_flops(block, torch.randn(shape))
+    formula = block_flops(mode, shape, sub_sample=sub_sample)
+    assert abs(formula - counted) <= 0.05 * counted, (formula, counted)
+
+
+def test_network_flops_are_the_sum_of_its_parts():
+    net, x = MNISTNet("embedded_gaussian").eval(), torch.randn(4, 1, 28, 28)
+    without = measured_flops(MNISTNet(None).eval(), x)
+    blocks = (block_flops("embedded_gaussian", (4, 32, 14, 14))
+              + block_flops("embedded_gaussian", (4, 64, 7, 7)))
+    assert measured_flops(net, x) == without + blocks
+    assert parameters(net) == 401_530 and parameters(MNISTNet(None)) == 390_858
+
+
+def test_backward_costs_about_twice_the_forward():
+    block, x = NonLocalBlock(32, mode="embedded_gaussian"), torch.randn(2, 32, 16, 16)
+    forward = measured_flops(block, x)
+    both = measured_flops(block, x.requires_grad_(), backward=True)
+    assert 2.5 * forward <= both <= 3.5 * forward
+
+
+def test_uniform_and_one_hot_maps():
+    M = 16
+    uniform = torch.full((1, 4, M), 1 / M)
+    stats = map_statistics(uniform, (2, 2), (4, 4), image_size=8)
+    torch.testing.assert_close(stats["entropy"], torch.full((1, 4), math.log(M), dtype=torch.float64))
+    torch.testing.assert_close(stats["max_weight"], torch.full((1, 4), 1 / M, dtype=torch.float64))
+    # one-hot on the key at the query's own place: no spread, no distance
+    own = torch.eye(16).unsqueeze(0)
+    stats = map_statistics(own, (4, 4), (4, 4), image_size=16, radius=1.0)
+    assert torch.all(stats["entropy"] == 0) and torch.all(stats["max_weight"] == 1)
+    assert torch.all(stats["mean_distance"] == 0) and torch.all(stats["beyond_radius"] == 0)
+    assert not stats["normalised"]
+
+
+def test_distances_are_in_pixels_between_cell_centres():
+    # a 4x4 query grid and a 2x2 key grid over a 16-pixel image: key cells are 8 px, centres at
+    # 4 and 12; query cell (0, 0) is centred at (2, 2).
+    nl_map = torch.zeros(1, 16, 4)
+    nl_map[0, 0, 3] = 1.0                         # query (0,0) -> key (1,1) at (12, 12)
+    nl_map[0, 1, 0] = nl_map[0, 1, 3] = 0.5       # query (0,1) at (2, 6): keys (4,4) and (12,12)
+    nl_map[0, 2:, 0] = 1.0
+    stats = map_statistics(nl_map, (4, 4), (2, 2), image_size=16, radius=5.0)
+    assert stats["mean_distance"][0, 0].item() == pytest.approx(math.hypot(10, 10))
+    assert stats["mean_distance"][0, 1].item() == pytest.approx(
+        0.5 * math.hypot(2, 2) + 0.5 * math.hypot(10, 6))
+    assert stats["beyond_radius"][0, 1].item() == pytest.approx(0.5)
+    assert stats["entropy"][0, 1].item() == pytest.approx(math.log(2))
+
+
+def test_signed_maps_are_normalised_and_flagged():
+    nl_map = torch.tensor([[[0.5, -0.5]]])
+    stats = map_statistics(nl_map, (1, 1), (1, 2))
+    assert stats["normalised"] and stats["max_weight"].item() == pytest.approx(0.5)
+
+
+def test_map_shape_errors_name_the_grids():
+    with pytest.raises(ValueError, match=r"nl_map must be shaped \(B, N queries, M keys\)"):
+        map_statistics(torch.ones(4, 4), (2, 2), (2, 2))
+    with pytest.raises(ValueError, match=r"the grids say \(3, 3\) = 9 queries"):
+        map_statistics(torch.ones(1, 4, 4), (3, 3), (2, 2))
