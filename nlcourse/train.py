@@ -140,7 +140,7 @@ def _optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
 
 def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
         device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
-        amp: bool = True, log=print, scale_batch: bool = False) -> list[dict]:
+        amp: bool = True, log=print, scale_batch: bool = False, epoch_hook=None) -> list[dict]:
     """Train ``model`` on ``data`` under ``budget``; evaluate on the test split after each epoch.
 
     Returns the history, one dict per epoch: ``epoch``, ``train_loss``, ``test_loss``,
@@ -149,7 +149,8 @@ def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
     Under ``torchrun`` (a process group initialised by :mod:`nlcourse.distributed`) the model is
     wrapped in DistributedDataParallel, a DistributedSampler gives each process its share of every
     epoch, losses and accuracies are summed over the processes, and only rank 0 logs and shows
-    progress. ``scale_batch``: see :func:`batch_plan`.
+    progress. ``scale_batch``: see :func:`batch_plan`. ``epoch_hook(epoch)``, if given, is called at
+    the start of every epoch (1-based), for example :class:`nlcourse.efficient.progressive`.
     """
     from tqdm.auto import tqdm
 
@@ -181,6 +182,8 @@ def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
     generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(1, budget.epochs + 1):
+        if epoch_hook is not None:
+            epoch_hook(epoch)
         start, loss_sum, seen = time.perf_counter(), 0.0, 0
         batches = (_batches(n, batch_size, generator) if sampler is None
                    else _sampled_batches(sampler, epoch, batch_size))

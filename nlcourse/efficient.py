@@ -1,0 +1,172 @@
+"""Cheaper non-local blocks: four ways to spend less, each tested against the full block.
+
+- :func:`chunked`: the queries in chunks; exact, and the memory of the N x M matrix becomes
+  that of a chunk x M slice.
+- :func:`top_k`: each query keeps its k largest scores (the others masked to minus infinity before
+  the softmax, so they get exactly zero weight); an approximation.
+- :func:`low_rank`: the products theta . phi taken in r < C' dimensions, chosen by an SVD of
+  theta's projection (an approximation with a known error bound; exact at r = C').
+- :func:`progressive`: blocks frozen as the identity for the first epochs of training, then
+  trained (a training schedule, not a different function).
+
+The first two are *ops*: functions ``op(theta, phi, g) -> y`` on the block's projections in
+token layout, run through the block with :func:`forward_with`.
+"""
+
+from __future__ import annotations
+
+import copy
+import torch
+from torch import Tensor, nn
+
+from . import reference
+from ._modes import check_mode
+from .blocks import NonLocalBlock
+
+__all__ = ["forward_with", "chunked", "top_k", "LowRankNonLocal", "low_rank",
+           "low_rank_error_bound", "progressive"]
+
+
+def forward_with(block: NonLocalBlock, x: Tensor, op, project=None) -> Tensor:
+    """z = W y + x with y computed by ``op`` from the block's own theta, phi and g (or from those
+    ``project(x)`` returns)."""
+    block._check_input(x)
+    B, _, *spatial = x.shape
+    theta, phi, g = (project or block.project)(x)
+    y = op(theta, phi, g)
+    y = y.transpose(1, 2).reshape(B, g.shape[-1], *spatial).contiguous()
+    return block.W(y) + x
+
+
+def _w_concat(block: NonLocalBlock):
+    return None if block.concat_project is None else block.concat_project[0].weight.reshape(-1)
+
+
+def chunked(block: NonLocalBlock, chunk: int = 1024):
+    """The literal formula of ``block``'s mode, ``chunk`` queries at a time: exact, with at most a
+    (B, chunk, M) slice of the matrix (and, for the concatenation, of the pairs) alive at once."""
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive number of queries, got {chunk!r}")
+    mode, scale, w = block.mode, block.scale, _w_concat(block)
+
+    def op(theta, phi, g):
+        parts = []
+        for start in range(0, theta.shape[1], chunk):
+            f = reference.pairwise_f(mode, theta[:, start:start + chunk], phi, w, scale=scale)
+            parts.append((f / reference.normaliser(mode, f)) @ g)
+        return torch.cat(parts, dim=1)
+    return op
+
+
+def top_k(block: NonLocalBlock, k: int, zero_fill: bool = False):
+    """Softmax over each query's k largest scores only (Gaussian and embedded Gaussian).
+
+    The other scores are set to minus infinity, so exp gives them exactly zero weight. With
+    ``zero_fill=True`` they are set to 0 instead: the common mistake, kept to show it is wrong
+    (exp(0) = 1, so every dropped key still gets weight, more than a typical kept one when the
+    scores are negative)."""
+    if block.mode not in ("gaussian", "embedded_gaussian"):
+        raise ValueError(f"top_k keeps the largest scores of a softmax: it applies to the Gaussian "
+                         f"and embedded Gaussian modes, not to mode={block.mode!r}")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive number of keys, got {k!r}")
+    scale = block.scale
+
+    def op(theta, phi, g):
+        scores = scale * theta @ phi.transpose(1, 2)                     # (B, N, M)
+        kept = torch.topk(scores, min(k, scores.shape[-1]), dim=-1).indices
+        mask = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, kept, True)
+        dropped = 0.0 if zero_fill else float("-inf")
+        return torch.softmax(scores.masked_fill(~mask, dropped), dim=-1) @ g
+    return op
+
+
+def _augmented(conv: nn.Module) -> Tensor:
+    """[W b]: the 1x1 convolution as a (C', C + 1) matrix acting on [x; 1]."""
+    weight = conv.weight.reshape(conv.out_channels, -1)
+    return torch.cat([weight, conv.bias.reshape(-1, 1)], dim=1)
+
+
+class LowRankNonLocal(nn.Module):
+    """``block`` with the products theta_i . phi_j taken in ``rank`` dimensions instead of C'.
+
+    With theta = A [x; 1] (A = [W_theta b_theta], C' x (C + 1)) and its SVD A = U S V^T, let P be
+    the first ``rank`` columns of U: theta' = P^T theta = S_r V_r^T [x; 1] is a narrower 1x1
+    convolution, and phi' = P^T phi is applied after the keys are pooled (max-pooling does not
+    commute with a projection, so it cannot be folded into phi's convolution). Then
+    |theta'_i . phi'_j - theta_i . phi_j| <= sigma_{r+1}(A) |[x_i; 1]| |phi_j|: exact at rank C',
+    and the N x M products cost N M r instead of N M C'.
+    """
+
+    def __init__(self, block: NonLocalBlock, rank: int):
+        super().__init__()
+        if block.mode not in ("embedded_gaussian", "dot_product"):
+            raise ValueError(f"low_rank factorises theta . phi: it applies to the embedded "
+                             f"Gaussian and dot product modes, not to mode={block.mode!r}")
+        if not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"rank must be a positive integer, got {rank!r}")
+        self.block = copy.deepcopy(block)
+        with torch.no_grad():
+            A = _augmented(block.theta)
+            U, S, Vh = torch.linalg.svd(A, full_matrices=False)
+            r = min(rank, S.numel())
+            folded = U[:, :r].T @ A                                         # (r, C + 1)
+            self.theta = type(block.theta)(block.in_channels, r, kernel_size=1).to(A)
+            self.theta.weight.copy_(folded[:, :-1].reshape(self.theta.weight.shape))
+            self.theta.bias.copy_(folded[:, -1])
+        self.register_buffer("P", U[:, :r].detach().clone())
+        self.register_buffer("singular_values", S.detach().clone())
+        self.rank = r
+
+    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _, phi, g = self.block.project(x)
+        theta = self.theta(x).flatten(2).transpose(1, 2)
+        return theta, phi @ self.P, g
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .pairwise import nonlocal_op
+
+        mode, scale = self.block.mode, self.block.scale
+        return forward_with(self.block, x, lambda t, p, g: nonlocal_op(mode, t, p, g,
+                                                                        scale=scale)[0],
+                            project=self.project)
+
+
+def low_rank(block: NonLocalBlock, rank: int) -> LowRankNonLocal:
+    """``block`` with rank-``rank`` pairwise products (:class:`LowRankNonLocal`)."""
+    return LowRankNonLocal(block, rank)
+
+
+def low_rank_error_bound(small: LowRankNonLocal, x: Tensor) -> Tensor:
+    """sigma_{r+1}(A) |[x_i; 1]| |phi_j| for every query i and key j of ``x``: (B, N, M). No
+    product theta'_i . phi'_j of ``small`` is farther than this from the full block's."""
+    with torch.no_grad():
+        S = small.singular_values
+        sigma = S[small.rank] if small.rank < S.numel() else S.new_zeros(())
+        tokens = x.flatten(2)
+        norms = torch.cat([tokens, torch.ones_like(tokens[:, :1])], dim=1).norm(dim=1)  # (B, N)
+        _, phi, _ = small.block.project(x)
+        return sigma * norms.unsqueeze(2) * phi.norm(dim=-1).unsqueeze(1)
+
+
+class progressive:
+    """Keep every non-local block of ``model`` frozen (the identity, as initialised) for the first
+    ``warmup_epochs`` epochs, then train it: pass as ``fit(..., epoch_hook=progressive(model, 1))``.
+
+    Frozen parameters get no gradient, so the optimizer leaves them alone (no weight decay either):
+    during the warm-up the network is exactly the one without blocks.
+    """
+
+    def __init__(self, model: nn.Module, warmup_epochs: int):
+        if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
+        self.blocks = [m for m in model.modules() if isinstance(m, NonLocalBlock)]
+        if not self.blocks:
+            raise ValueError("model has no non-local block to enable progressively")
+        self.warmup_epochs = warmup_epochs
+
+    def __call__(self, epoch: int) -> None:
+        """Called at the start of each epoch (1-based)."""
+        enabled = epoch > self.warmup_epochs
+        for block in self.blocks:
+            block.requires_grad_(enabled)

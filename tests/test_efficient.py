@@ -1,0 +1,125 @@
+"""Cheaper non-local blocks against the full block: exact where exact, bounded where approximate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nlcourse import MODES, MNISTNet, NonLocalBlock
+from nlcourse.efficient import (chunked, forward_with, low_rank, low_rank_error_bound,
+                                progressive, top_k)
+from nlcourse.train import fit
+
+from .conftest import randomised_block
+from .test_train import tiny_data
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_chunked_equals_the_full_block(mode, chunk):
+    block = randomised_block(mode, 2)
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(forward_with(block, x, chunked(block, chunk)), block(x),
+                               rtol=0, atol=1e-10)
+
+
+def test_chunked_bounds_the_largest_matrix():
+    block = NonLocalBlock(8, mode="embedded_gaussian", sub_sample=False).eval()
+    x, sizes = torch.randn(1, 8, 16, 16), []
+
+    def spy(op):
+        def wrapped(theta, phi, g):
+            real = torch.Tensor.__matmul__
+
+            def watch(a, b):
+                out = real(a, b)
+                sizes.append(out.numel())
+                return out
+            torch.Tensor.__matmul__ = watch
+            try:
+                return op(theta, phi, g)
+            finally:
+                torch.Tensor.__matmul__ = real
+        return wrapped
+
+    forward_with(block, x, spy(chunked(block, 32)))
+    assert max(sizes) == 32 * 256            # a chunk of queries x all keys, never 256 x 256
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "embedded_gaussian"])
+def test_top_k_with_every_key_is_the_full_block(mode):
+    block = randomised_block(mode, 2)
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(forward_with(block, x, top_k(block, 10_000)), block(x),
+                               rtol=0, atol=1e-10)
+
+
+def test_top_k_gives_zero_weight_to_dropped_keys_and_zero_filling_does_not():
+    block = randomised_block("embedded_gaussian", 1)
+    theta = torch.randn(1, 3, 4, dtype=torch.float64)
+    phi = torch.randn(1, 6, 4, dtype=torch.float64)
+    g = torch.eye(6, dtype=torch.float64).unsqueeze(0)       # y = the weights themselves
+    weights = top_k(block, 2)(theta, phi, g)
+    scores = theta @ phi.transpose(1, 2)
+    for i in range(3):
+        kept = torch.topk(scores[0, i], 2).indices
+        expected = torch.zeros(6, dtype=torch.float64)
+        expected[kept] = torch.softmax(scores[0, i, kept], dim=0)
+        torch.testing.assert_close(weights[0, i], expected)
+    wrong = top_k(block, 2, zero_fill=True)(theta, phi, g)
+    assert (wrong[0] > 0).all(), "zero-filled scores still get exp(0) of weight"
+
+
+def test_top_k_approximation_error_shrinks_with_k():
+    block = randomised_block("embedded_gaussian", 2)
+    x = torch.randn(1, 6, 8, 8, dtype=torch.float64)
+    full = block(x)
+    errors = [(forward_with(block, x, top_k(block, k)) - full).abs().max().item()
+              for k in (1, 4, 8, 16)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 1e-12
+
+
+@pytest.mark.parametrize("mode", ["embedded_gaussian", "dot_product"])
+@pytest.mark.parametrize("sub_sample", [True, False])
+def test_low_rank_at_full_rank_is_exact_and_below_within_its_bound(mode, sub_sample):
+    block = randomised_block(mode, 2, sub_sample=sub_sample)
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(low_rank(block, 3)(x), block(x), rtol=0, atol=1e-10)  # C' = 3
+    t_full, p_full, _ = block.project(x)
+    for rank in (1, 2):
+        small = low_rank(block, rank)
+        assert small.theta.out_channels == rank and small.P.shape == (3, rank)
+        t_small, p_small, _ = small.project(x)
+        error = (t_small @ p_small.transpose(1, 2) - t_full @ p_full.transpose(1, 2)).abs()
+        assert (error <= low_rank_error_bound(small, x) + 1e-12).all()
+        assert error.max() > 1e-6                                      # it is an approximation
+
+
+def test_progressive_keeps_blocks_the_identity_during_warm_up():
+    torch.manual_seed(0)
+    net = MNISTNet("embedded_gaussian")
+    before = [p.clone() for p in net.blocks.parameters()]
+    schedule = progressive(net, warmup_epochs=1)
+    seen = []
+
+    def hook(epoch):
+        schedule(epoch)
+        seen.append([torch.equal(a, b) for a, b in zip(before, net.blocks.parameters())])
+    fit(net, tiny_data(), "smoke", progress=False, log=None, epoch_hook=hook)
+    assert seen == [[True] * len(before)]            # smoke has one epoch: all of it warm-up
+    assert all(torch.equal(a, b) for a, b in zip(before, net.blocks.parameters()))
+    schedule(2)
+    assert all(p.requires_grad for p in net.blocks.parameters())
+
+
+def test_variant_errors_name_the_argument():
+    with pytest.raises(ValueError, match="top_k keeps the largest scores of a softmax"):
+        top_k(NonLocalBlock(4, mode="dot_product"), 3)
+    with pytest.raises(ValueError, match="k must be a positive number of keys"):
+        top_k(NonLocalBlock(4), 0)
+    with pytest.raises(ValueError, match="chunk must be a positive number of queries"):
+        chunked(NonLocalBlock(4), 0)
+    with pytest.raises(ValueError, match="low_rank factorises theta . phi"):
+        low_rank(NonLocalBlock(4, mode="gaussian"), 1)
+    with pytest.raises(ValueError, match="no non-local block"):
+        progressive(MNISTNet(None), 1)
