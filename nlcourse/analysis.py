@@ -44,11 +44,11 @@ def _pooled(spatial: tuple[int, ...]) -> int:
 
 def block_flops(mode: str, shape: tuple, inter_channels: int | None = None,
                 sub_sample: bool = True, fast: bool = True, device: str = "cpu") -> int:
-    """Closed-form forward FLOPs of one block on input ``shape`` (B, C, *spatial).
+    """Closed-form forward FLOPs of one block on input ``shape`` ``(B, C, *spatial)``.
 
     With N positions, M keys (N / 4 with 2x2 sub-sampling), C channels and C' = ``inter_channels``:
     the 1x1 convolutions cost N C C' each (theta, phi, g; W maps C' back to C), none for theta and
-    phi in Gaussian mode, and the pairwise step costs what :func:`nlcourse.bench.pairwise_flops`
+    phi in Gaussian mode, and the pairwise step costs what ``nlcourse.bench.pairwise_flops``
     says for ``fast`` or the literal path. The fast concatenation sorts instead of multiplying, so
     only its two score projections, (N + M) C', are products (matrix-vector products, which the
     counter leaves out: the formula is then a few per cent above the count). The fused attention

@@ -60,7 +60,7 @@ def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embe
         model: ``torchvision.models.resnet18`` .. ``resnet152`` (or a model with the same
             ``layer1`` .. ``layer4`` layout).
         stages: the paper's stage numbers to touch, 2 (``layer1``) to 5 (``layer4``).
-        blocks: where in each stage. ``None``: the paper's rule (:func:`paper_placement`); an
+        blocks: where in each stage. ``None``: the paper's rule (:func:`~nlcourse.backbones.paper_placement`); an
             int ``k``: after the last ``k`` residual blocks... no: after residual block ``k``
             (1-indexed; ``-1`` is the last) of each stage; a dict ``{stage: [k, ...]}``: exactly
             there.

@@ -94,7 +94,7 @@ class LowRankNonLocal(nn.Module):
     the first ``rank`` columns of U: theta' = P^T theta = S_r V_r^T [x; 1] is a narrower 1x1
     convolution, and phi' = P^T phi is applied after the keys are pooled (max-pooling does not
     commute with a projection, so it cannot be folded into phi's convolution). Then
-    |theta'_i . phi'_j - theta_i . phi_j| <= sigma_{r+1}(A) |[x_i; 1]| |phi_j|: exact at rank C',
+    ``|theta'_i . phi'_j - theta_i . phi_j| <= sigma_{r+1}(A) |[x_i; 1]| |phi_j|``: exact at rank C',
     and the N x M products cost N M r instead of N M C'.
     """
 
@@ -138,7 +138,7 @@ def low_rank(block: NonLocalBlock, rank: int) -> LowRankNonLocal:
 
 
 def low_rank_error_bound(small: LowRankNonLocal, x: Tensor) -> Tensor:
-    """sigma_{r+1}(A) |[x_i; 1]| |phi_j| for every query i and key j of ``x``: (B, N, M). No
+    """``sigma_{r+1}(A) |[x_i; 1]| |phi_j|`` for every query i and key j of ``x``: (B, N, M). No
     product theta'_i . phi'_j of ``small`` is farther than this from the full block's."""
     with torch.no_grad():
         S = small.singular_values

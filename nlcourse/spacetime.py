@@ -1,6 +1,6 @@
 """The space-time experiment: the video network with no block and with each of the paper's three
 block variants (Table 2d), trained on moving-digit clips under one budget, one results file per
-(variant, seed), resumable like the MNIST sweep (:mod:`nlcourse.experiments`)."""
+(variant, seed), resumable like the MNIST sweep (``nlcourse.experiments``)."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ def _cells(nb):
 
 
 def test_there_are_labs():
-    assert [p.stem for p in LABS][:5] == ["01_block_anatomy", "02_train_mnist",
-                                          "03_attention_maps", "04_compare_modes", "05_long_range"]
+    assert [p.stem for p in LABS][:6] == ["01_block_anatomy", "02_train_mnist",
+                                          "03_attention_maps", "04_compare_modes", "05_long_range",
+                                          "06_spacetime"]
 
 
 @pytest.mark.parametrize("md", PAIRED, ids=lambda p: str(p.relative_to(NOTEBOOKS)))
