@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ._modes import MODES
 
-__all__ = ["MODELS", "result_path", "run_sweep", "load_results", "summarise"]
+__all__ = ["MODELS", "result_path", "resumable_sweep", "run_sweep", "load_results", "summarise"]
 
 MODELS = ("none", *MODES)  # "none": the baseline without blocks
 
@@ -25,35 +25,49 @@ def result_path(out_dir: str | Path, model: str, seed: int) -> Path:
     return Path(out_dir) / f"{model}_seed{seed}.json"
 
 
-def run_sweep(models=MODELS, seeds=(0, 1, 2), budget: str | None = None,
-              out_dir: str | Path = "notebooks/results/quick", device=None, progress: bool = True,
-              log=print) -> list[dict]:
-    """Train every (model, seed) whose results file is missing; return all results in the folder."""
-    from .budget import get_budget
-    from .data import load_mnist
-    from .train import git_commit, train_mnist
+def resumable_sweep(models, seeds, budget, out_dir: str | Path, subcommand: str, load_data,
+                    train_one, log=print, key: str = "mode", order=MODELS) -> list[dict]:
+    """The loop both sweeps share: for every (model, seed) without a results file, call
+    ``train_one(model, seed, data, command) -> metrics`` and write the metrics with the commit
+    this process loaded; then return every result in ``out_dir``. ``load_data()`` runs only when
+    something is left to train."""
+    from .train import git_commit
 
-    budget = get_budget(budget)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = [(m, s) for m in models for s in seeds if not result_path(out_dir, m, s).exists()]
     if log:
         log(f"{len(todo)} of {len(models) * len(seeds)} runs to do in {out_dir} "
             f"(budget {budget.name})")
-    data = load_mnist() if todo else None
+    data = load_data() if todo else None
     commit = git_commit()  # the code this process loaded, even if the checkout moves on
     for model, seed in todo:
-        command = (f"python -m nlcourse sweep --models {model} --seeds {seed} "
+        command = (f"python -m nlcourse {subcommand} --models {model} --seeds {seed} "
                    f"--budget {budget.name} --out {shlex.quote(str(out_dir))}")
-        metrics = train_mnist(None if model == "none" else model, budget=budget, seed=seed,
-                              device=device, data=data, progress=progress, log=None,
-                              command=command)
+        metrics = train_one(model, seed, data, command)
         metrics["commit"] = commit
         result_path(out_dir, model, seed).write_text(json.dumps(metrics, indent=2) + "\n")
         if log:
             log(f"{model:>17} seed {seed}: test accuracy {metrics['test_accuracy']:.4f} "
                 f"({metrics['train_seconds']:.0f} s)")
-    return load_results(out_dir)
+    return load_results(out_dir, key=key, order=order)
+
+
+def run_sweep(models=MODELS, seeds=(0, 1, 2), budget: str | None = None,
+              out_dir: str | Path = "notebooks/results/quick", device=None, progress: bool = True,
+              log=print) -> list[dict]:
+    """Train every (model, seed) whose results file is missing; return all results in the folder."""
+    from .budget import get_budget
+    from .data import load_mnist
+    from .train import train_mnist
+
+    budget = get_budget(budget)
+
+    def train_one(model, seed, data, command):
+        return train_mnist(None if model == "none" else model, budget=budget, seed=seed,
+                           device=device, data=data, progress=progress, log=None,
+                           command=command)
+    return resumable_sweep(models, seeds, budget, out_dir, "sweep", load_mnist, train_one, log)
 
 
 def load_results(out_dir: str | Path, key: str = "mode", order=MODELS) -> list[dict]:

@@ -19,6 +19,18 @@ __all__ = ["MNISTNet", "LongRangeNet", "receptive_field", "VARIANTS", "SpaceTime
            "VideoNet", "add_nonlocal"]
 
 
+def _through(block, h: Tensor, return_nl_maps: bool, maps: list) -> Tensor:
+    """``block(h)`` (``h`` itself when there is no block), appending its map to ``maps`` when
+    asked: the step every network here takes at each of its blocks."""
+    if block is None:
+        return h
+    if not return_nl_maps:
+        return block(h)
+    h, nl_map = block(h, return_nl_map=True)
+    maps.append(nl_map)
+    return h
+
+
 def _conv_stage(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
@@ -69,12 +81,7 @@ class MNISTNet(nn.Module):
         maps = []
         h = self.stage1(x)
         for i, stage in enumerate((self.stage2, self.stage3)):
-            if self.blocks:
-                if return_nl_maps:
-                    h, nl_map = self.blocks[i](h, return_nl_map=True)
-                    maps.append(nl_map)
-                else:
-                    h = self.blocks[i](h)
+            h = _through(self.blocks[i] if self.blocks else None, h, return_nl_maps, maps)
             h = stage(h)
         logits = self.classifier(h)
         return (logits, maps) if return_nl_maps else logits
@@ -105,12 +112,7 @@ class LongRangeNet(nn.Module):
     def forward(self, x: Tensor, return_nl_maps: bool = False):
         h = self.features(x)
         maps = []
-        if self.block is not None:
-            if return_nl_maps:
-                h, nl_map = self.block(h, return_nl_map=True)
-                maps.append(nl_map)
-            else:
-                h = self.block(h)
+        h = _through(self.block, h, return_nl_maps, maps)
         logits = self.head(h)
         return (logits, maps) if return_nl_maps else logits
 
@@ -235,12 +237,7 @@ class VideoNet(nn.Module):
                              f"got {shape}")
         h = self.features(x)
         maps = []
-        if self.block is not None:
-            if return_nl_maps:
-                h, nl_map = self.block(h, return_nl_map=True)
-                maps.append(nl_map)
-            else:
-                h = self.block(h)
+        h = _through(self.block, h, return_nl_maps, maps)
         h = self.last(h)
         logits = self.head(h[:, :, -1].mean(dim=(2, 3)))
         return (logits, maps) if return_nl_maps else logits

@@ -4,15 +4,12 @@ block variants (Table 2d), trained on moving-digit clips under one budget, one r
 
 from __future__ import annotations
 
-import json
-import shlex
 import time
 from pathlib import Path
 
 import torch
 
 from .budget import SPACETIME, Budget, get_budget
-from .experiments import result_path
 
 __all__ = ["VIDEO_MODELS", "clip_data", "train_video", "run_video_sweep"]
 
@@ -78,26 +75,13 @@ def run_video_sweep(models=VIDEO_MODELS, seeds=(0, 1, 2), budget: str | None = N
                     out_dir: str | Path = "notebooks/results/spacetime/quick", device=None,
                     progress: bool = True, log=print) -> list[dict]:
     """Train every (model, seed) whose results file is missing; return all results in the folder."""
-    from .experiments import load_results
-    from .train import git_commit
+    from .experiments import resumable_sweep
 
     budget = get_budget(budget)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    todo = [(m, s) for m in models for s in seeds if not result_path(out_dir, m, s).exists()]
-    if log:
-        log(f"{len(todo)} of {len(models) * len(seeds)} runs to do in {out_dir} "
-            f"(budget {budget.name})")
-    data = clip_data(budget) if todo else None
-    commit = git_commit()
-    for model, seed in todo:
-        command = (f"python -m nlcourse video-sweep --models {model} --seeds {seed} "
-                   f"--budget {budget.name} --out {shlex.quote(str(out_dir))}")
-        _, metrics = train_video(model, budget=budget, seed=seed, data=data, device=device,
-                                 progress=progress, log=None, command=command)
-        metrics["commit"] = commit
-        result_path(out_dir, model, seed).write_text(json.dumps(metrics, indent=2) + "\n")
-        if log:
-            log(f"{model:>9} seed {seed}: test accuracy {metrics['test_accuracy']:.4f} "
-                f"({metrics['train_seconds']:.0f} s)")
-    return load_results(out_dir, key="model", order=VIDEO_MODELS)
+
+    def train_one(model, seed, data, command):
+        return train_video(model, budget=budget, seed=seed, data=data, device=device,
+                           progress=progress, log=None, command=command)[1]
+    return resumable_sweep(models, seeds, budget, out_dir, "video-sweep",
+                           lambda: clip_data(budget), train_one, log, key="model",
+                           order=VIDEO_MODELS)

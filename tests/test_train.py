@@ -87,3 +87,20 @@ def test_command_line_rejects_bad_mode():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "invalid choice: 'softmax'" in proc.stderr and "embedded_gaussian" in proc.stderr
+
+
+def test_sweep_writes_one_file_per_run_and_resumes(tmp_path, monkeypatch):
+    import nlcourse.data
+    from nlcourse.experiments import run_sweep
+
+    monkeypatch.setattr(nlcourse.data, "load_mnist", lambda: tiny_data())
+    results = run_sweep(("none", "dot_product"), seeds=(0,), budget="smoke", out_dir=tmp_path,
+                        progress=False, log=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dot_product_seed0.json",
+                                                          "none_seed0.json"]
+    assert [r["mode"] for r in results] == ["none", "dot_product"]
+    assert results[0]["command"] == (f"python -m nlcourse sweep --models none --seeds 0 "
+                                     f"--budget smoke --out {tmp_path}")
+    monkeypatch.setattr(nlcourse.data, "load_mnist", lambda: pytest.fail("retrained"))
+    assert run_sweep(("none", "dot_product"), seeds=(0,), budget="smoke", out_dir=tmp_path,
+                     progress=False, log=None) == results
