@@ -63,6 +63,30 @@ def _video_sweep(args) -> int:
     return 0
 
 
+def _resnet_sweep(args) -> int:
+    from .experiments import summarise
+    from .resnets import run_resnet_sweep
+
+    results = run_resnet_sweep(models=args.models, seeds=args.seeds, budget=args.budget,
+                               out_dir=args.out, device=args.device, progress=not args.no_progress)
+    for row in summarise(results, key="model"):
+        print(f"{row['model']:>5}: {row['accuracy_mean']:.4f} +/- {row['accuracy_std']:.4f} "
+              f"over seeds {row['seeds']} ({', '.join(row['data_sources'])})")
+    return 0
+
+
+def _efficient_sweep(args) -> int:
+    from .experiments import run_efficient_sweep, summarise
+
+    results = run_efficient_sweep(variants=args.models, seeds=args.seeds, budget=args.budget,
+                                  out_dir=args.out, device=args.device,
+                                  progress=not args.no_progress)
+    for row in summarise(results, key="variant"):
+        print(f"{row['model']:>11}: {row['accuracy_mean']:.4f} +/- {row['accuracy_std']:.4f} "
+              f"over seeds {row['seeds']} ({', '.join(row['data_sources'])})")
+    return 0
+
+
 def _shape(text: str) -> tuple:
     try:
         shape = tuple(int(v) for v in text.lower().split("x"))
@@ -144,6 +168,24 @@ def main(argv: list[str] | None = None) -> int:
     video.add_argument("--device", default=None)
     video.add_argument("--no-progress", action="store_true")
     video.set_defaults(run=_video_sweep)
+
+    from .experiments import EFFICIENT_MODELS
+    from .resnets import RESNET_MODELS
+
+    for name, models, default_seeds, run, helptext in (
+            ("resnet-sweep", RESNET_MODELS, [0, 1, 2], _resnet_sweep,
+             "the ResNet lab's sweep: a small ResNet on Fashion-MNIST without a block and with one "
+             "block in each stage"),
+            ("efficient-sweep", EFFICIENT_MODELS, [0, 1], _efficient_sweep,
+             "the cheaper blocks (chunked, top-k, low-rank, progressive) trained in MNISTNet")):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("--models", nargs="+", default=list(models), choices=models)
+        sub.add_argument("--seeds", nargs="+", type=int, default=default_seeds)
+        sub.add_argument("--budget", default=None, choices=list(BUDGETS))
+        sub.add_argument("--out", required=True, help="folder for the <model>_seed<k>.json files")
+        sub.add_argument("--device", default=None)
+        sub.add_argument("--no-progress", action="store_true")
+        sub.set_defaults(run=run)
 
     bench = commands.add_parser(
         "bench", help="time the literal reference against the fast path, forward+backward")

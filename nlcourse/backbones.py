@@ -12,12 +12,13 @@ computed before; training then opens the blocks.
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from ._modes import check_mode
-from .blocks import NonLocalBlock2d
+from .blocks import NonLocalBlock, NonLocalBlock2d
 
-__all__ = ["add_nonlocal", "paper_placement", "nonlocal_blocks"]
+__all__ = ["add_nonlocal", "paper_placement", "nonlocal_blocks", "nonlocal_maps", "SmallResNet"]
 
 STAGES = {2: "layer1", 3: "layer2", 4: "layer3", 5: "layer4"}
 _PAPER_COUNTS = {3: 2, 4: 3}
@@ -100,3 +101,72 @@ def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embe
 def nonlocal_blocks(model: nn.Module) -> list[tuple[str, NonLocalBlock2d]]:
     """(name, block) for every non-local block in ``model``, in order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, NonLocalBlock2d)]
+
+
+def nonlocal_maps(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
+    """{name: (B, N, M) map} of every non-local block of ``model`` on input ``x``, in order.
+
+    Works on any model, including those :func:`add_nonlocal` built, whose forward knows nothing of
+    maps: each block's input is caught by a hook during one forward pass, and the block is run
+    again on it with ``return_nl_map=True``."""
+    inputs, hooks = {}, []
+    blocks = [(name, m) for name, m in model.named_modules() if isinstance(m, NonLocalBlock)]
+    for name, block in blocks:
+        hooks.append(block.register_forward_pre_hook(
+            lambda module, args, name=name: inputs.__setitem__(name, args[0].detach())))
+    try:
+        with torch.no_grad():
+            model(x)
+            return {name: block(inputs[name], return_nl_map=True)[1] for name, block in blocks}
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+class SmallResNet(nn.Module):
+    """torchvision's ResNet layout at the scale of 28 x 28 grey images, built from torchvision's own
+    ``BasicBlock``: a 3x3 stem (no stride, no max-pool), then ``layer1`` .. ``layer4`` (the paper's
+    res2 .. res5) with ``depth`` residual blocks each, widths ``width`` x (1, 2, 4, 8) and strides
+    (1, 2, 2, 2), so res2 .. res5 see 28, 14, 7 and 4 positions per side; then global average
+    pooling and a linear classifier. ``depth=2`` is ResNet-18's block count.
+
+    Because the layout is torchvision's, :func:`add_nonlocal` places blocks in it exactly as in a
+    ResNet-50.
+    """
+
+    def __init__(self, width: int = 16, depth: int = 2, in_channels: int = 1,
+                 num_classes: int = 10):
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock  # heavy: only when a ResNet is built
+
+        for name, value in (("width", width), ("depth", depth), ("in_channels", in_channels),
+                            ("num_classes", num_classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        c_in = width
+        for k, (mult, stride) in enumerate(zip((1, 2, 4, 8), (1, 2, 2, 2)), start=1):
+            c_out = width * mult
+            layers = []
+            for i in range(depth):
+                s = stride if i == 0 else 1
+                down = None
+                if s != 1 or c_in != c_out:
+                    down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=s, bias=False),
+                                         nn.BatchNorm2d(c_out))
+                layers.append(BasicBlock(c_in, c_out, stride=s, downsample=down))
+                c_in = c_out
+            setattr(self, f"layer{k}", nn.Sequential(*layers))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != self.stem[0].in_channels:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be a batch of images shaped (B, {self.stem[0].in_channels}, "
+                             f"H, W), got {shape}")
+        h = self.stem(x)
+        for k in range(1, 5):
+            h = getattr(self, f"layer{k}")(h)
+        return self.fc(self.pool(h).flatten(1))

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["Budget", "BUDGETS", "LONG_RANGE", "SPACETIME", "get_budget"]
+__all__ = ["Budget", "BUDGETS", "LONG_RANGE", "SPACETIME", "FASHION", "get_budget"]
 
 
 @dataclass(frozen=True)
@@ -87,4 +87,20 @@ SPACETIME = {
     "full": Budget("full", epochs=8, batch_size=64, optimizer="adamw", lr=3e-3,
                    schedule="onecycle", weight_decay=1e-4, train_size=50000, test_size=10000,
                    description="50,000 clips, 8 epochs (a GPU budget)"),
+}
+
+
+# The ResNet lab trains a small ResNet on Fashion-MNIST (notebooks/07_resnet_nonlocal).
+FASHION = {
+    "smoke": Budget("smoke", epochs=1, batch_size=64, optimizer="adamw", lr=3e-3,
+                    schedule="onecycle", weight_decay=1e-4, train_size=1024, test_size=512,
+                    description="seconds: 1,024 Fashion-MNIST images, one epoch; checks that it "
+                                "runs, not how well it learns"),
+    "quick": Budget("quick", epochs=2, batch_size=128, optimizer="adamw", lr=3e-3,
+                    schedule="onecycle", weight_decay=1e-4, train_size=20000, test_size=None,
+                    description="minutes on 2 CPU cores: 20,000 Fashion-MNIST training images, "
+                                "2 epochs, the whole 10,000-image test split"),
+    "full": Budget("full", epochs=10, batch_size=128, optimizer="adamw", lr=3e-3,
+                   schedule="onecycle", weight_decay=1e-4,
+                   description="all 60,000 Fashion-MNIST training images, 10 epochs (a GPU budget)"),
 }

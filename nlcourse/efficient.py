@@ -10,7 +10,9 @@
   trained (a training schedule, not a different function).
 
 The first two are *ops*: functions ``op(theta, phi, g) -> y`` on the block's projections in
-token layout, run through the block with :func:`forward_with`.
+token layout, run through the block with :func:`forward_with`, or trained inside a network as a
+:class:`WithOp` module. :func:`make_variant` builds any of them by name, and :func:`swap_blocks`
+puts it in place of every block of a network.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from . import reference
 from ._modes import check_mode
 from .blocks import NonLocalBlock
 
-__all__ = ["forward_with", "chunked", "top_k", "LowRankNonLocal", "low_rank",
-           "low_rank_error_bound", "progressive"]
+__all__ = ["forward_with", "chunked", "top_k", "WithOp", "LowRankNonLocal", "low_rank",
+           "low_rank_error_bound", "progressive", "VARIANTS", "make_variant", "swap_blocks"]
 
 
 def forward_with(block: NonLocalBlock, x: Tensor, op, project=None) -> Tensor:
@@ -81,6 +83,26 @@ def top_k(block: NonLocalBlock, k: int, zero_fill: bool = False):
     return op
 
 
+class WithOp(nn.Module):
+    """``block`` with its pairwise step replaced by ``make_op(block, **options)``, as a module that
+    trains: the op is rebuilt at every call, so it always sees the block's current parameters."""
+
+    def __init__(self, block: NonLocalBlock, make_op, **options):
+        super().__init__()
+        self.block, self.make_op, self.options = block, make_op, options
+        make_op(block, **options)  # check the options now, not at the first forward
+
+    def extra_repr(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{self.make_op.__name__}, {options}"
+
+    def forward(self, x: Tensor, return_nl_map: bool = False) -> Tensor:
+        if return_nl_map:
+            raise ValueError(f"a block with its {self.make_op.__name__} op returns no map: "
+                             f"read the maps of the full block instead")
+        return forward_with(self.block, x, self.make_op(self.block, **self.options))
+
+
 def _augmented(conv: nn.Module) -> Tensor:
     """[W b]: the 1x1 convolution as a (C', C + 1) matrix acting on [x; 1]."""
     weight = conv.weight.reshape(conv.out_channels, -1)
@@ -114,18 +136,26 @@ class LowRankNonLocal(nn.Module):
             self.theta = type(block.theta)(block.in_channels, r, kernel_size=1).to(A)
             self.theta.weight.copy_(folded[:, :-1].reshape(self.theta.weight.shape))
             self.theta.bias.copy_(folded[:, -1])
+        del self.block.theta  # replaced by the narrower self.theta: no dead weights to train
         self.register_buffer("P", U[:, :r].detach().clone())
         self.register_buffer("singular_values", S.detach().clone())
         self.rank = r
 
-    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        _, phi, g = self.block.project(x)
-        theta = self.theta(x).flatten(2).transpose(1, 2)
-        return theta, phi @ self.P, g
+    def keys(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The full block's phi and g (B, M, C'), keys pooled."""
+        block = self.block
+        pool = block.pool if block.sub_sample else (lambda t: t)
+        return tuple(pool(conv(x)).flatten(2).transpose(1, 2) for conv in (block.phi, block.g))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        phi, g = self.keys(x)
+        return self.theta(x).flatten(2).transpose(1, 2), phi @ self.P, g
+
+    def forward(self, x: Tensor, return_nl_map: bool = False) -> Tensor:
         from .pairwise import nonlocal_op
 
+        if return_nl_map:
+            raise ValueError("a low-rank block returns no map: read the maps of the full block")
         mode, scale = self.block.mode, self.block.scale
         return forward_with(self.block, x, lambda t, p, g: nonlocal_op(mode, t, p, g,
                                                                         scale=scale)[0],
@@ -145,7 +175,7 @@ def low_rank_error_bound(small: LowRankNonLocal, x: Tensor) -> Tensor:
         sigma = S[small.rank] if small.rank < S.numel() else S.new_zeros(())
         tokens = x.flatten(2)
         norms = torch.cat([tokens, torch.ones_like(tokens[:, :1])], dim=1).norm(dim=1)  # (B, N)
-        _, phi, _ = small.block.project(x)
+        phi, _ = small.keys(x)
         return sigma * norms.unsqueeze(2) * phi.norm(dim=-1).unsqueeze(1)
 
 
@@ -170,3 +200,36 @@ class progressive:
         enabled = epoch > self.warmup_epochs
         for block in self.blocks:
             block.requires_grad_(enabled)
+
+
+# The variants by name, and the option each takes.
+VARIANTS = {"chunked": "chunk", "top_k": "k", "low_rank": "rank"}
+
+
+def make_variant(block: NonLocalBlock, variant: str, **options) -> nn.Module:
+    """``block`` as the named variant: ``make_variant(b, "top_k", k=4)``, ``"chunked"``
+    (``chunk``) or ``"low_rank"`` (``rank``). Progressive enabling changes training, not the
+    block: see :class:`progressive`."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANTS))} (progressive "
+                         f"enabling is a training schedule: use progressive(model, epochs)); "
+                         f"got {variant!r}")
+    if set(options) != {VARIANTS[variant]}:
+        raise TypeError(f"variant {variant!r} takes exactly one option, "
+                        f"{VARIANTS[variant]}=...; got {sorted(options) or 'none'}")
+    if variant == "low_rank":
+        return LowRankNonLocal(block, **options)
+    return WithOp(block, chunked if variant == "chunked" else top_k, **options)
+
+
+def swap_blocks(model: nn.Module, make) -> nn.Module:
+    """Replace every non-local block of ``model`` by ``make(block)``, in place; returns ``model``.
+    For example ``swap_blocks(net, lambda b: make_variant(b, "top_k", k=4))``."""
+    targets = [(name, m) for name, m in model.named_modules() if isinstance(m, NonLocalBlock)]
+    if not targets:
+        raise ValueError(f"{type(model).__name__} has no non-local block to replace")
+    for name, block in targets:
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, make(block))
+    return model

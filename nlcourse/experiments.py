@@ -16,9 +16,17 @@ from pathlib import Path
 
 from ._modes import MODES
 
-__all__ = ["MODELS", "result_path", "resumable_sweep", "run_sweep", "load_results", "summarise"]
+__all__ = ["MODELS", "EFFICIENT_MODELS", "EFFICIENT_SETTINGS", "result_path", "resumable_sweep",
+           "run_sweep", "train_efficient", "run_efficient_sweep", "load_results", "summarise"]
 
 MODELS = ("none", *MODES)  # "none": the baseline without blocks
+
+# The cheaper blocks of nlcourse.efficient, trained in MNISTNet's two embedded-Gaussian blocks.
+# Block 1 relates 196 queries to 49 keys, block 2 49 to 9: top-4 keeps 8% and 44% of the keys,
+# rank 4 is a quarter and an eighth of C' (16 and 32), chunks of 64 split block 1's queries in 4.
+EFFICIENT_MODELS = ("chunked", "top_k", "low_rank", "progressive")
+EFFICIENT_SETTINGS = {"chunked": {"chunk": 64}, "top_k": {"k": 4}, "low_rank": {"rank": 4},
+                      "progressive": {"warmup": "half the epochs, rounded down"}}
 
 
 def result_path(out_dir: str | Path, model: str, seed: int) -> Path:
@@ -68,6 +76,52 @@ def run_sweep(models=MODELS, seeds=(0, 1, 2), budget: str | None = None,
                            device=device, data=data, progress=progress, log=None,
                            command=command)
     return resumable_sweep(models, seeds, budget, out_dir, "sweep", load_mnist, train_one, log)
+
+
+def train_efficient(variant: str, budget=None, seed: int = 0, data=None, device=None,
+                    progress: bool = True, log=print, command: str | None = None) -> dict:
+    """Train MNISTNet (embedded Gaussian) with both blocks replaced by ``variant`` (one of
+    :data:`EFFICIENT_MODELS`, with :data:`EFFICIENT_SETTINGS`); "progressive" keeps the full
+    blocks frozen as the identity for the first half of the epochs. Returns the metrics of
+    :func:`~nlcourse.train.train_mnist`, plus ``variant`` and ``variant_settings``."""
+    from . import efficient
+    from .budget import get_budget
+    from .models import MNISTNet
+    from .train import set_seed, train_mnist
+
+    if variant not in EFFICIENT_MODELS:
+        raise ValueError(f"variant must be one of {', '.join(map(repr, EFFICIENT_MODELS))}; "
+                         f"got {variant!r}")
+    budget = get_budget(budget)
+    set_seed(seed)
+    net, hook = MNISTNet("embedded_gaussian"), None
+    if variant == "progressive":
+        settings = {"warmup_epochs": budget.epochs // 2}
+        hook = efficient.progressive(net, settings["warmup_epochs"])
+    else:
+        settings = EFFICIENT_SETTINGS[variant]
+        efficient.swap_blocks(net, lambda b: efficient.make_variant(b, variant, **settings))
+    metrics = train_mnist("embedded_gaussian", budget=budget, seed=seed, device=device, data=data,
+                          progress=progress, log=log, command=command, model=net,
+                          epoch_hook=hook)
+    metrics.update(variant=variant, variant_settings=settings)
+    return metrics
+
+
+def run_efficient_sweep(variants=EFFICIENT_MODELS, seeds=(0, 1), budget: str | None = None,
+                        out_dir: str | Path = "notebooks/results/efficient/quick", device=None,
+                        progress: bool = True, log=print) -> list[dict]:
+    """Train every (variant, seed) whose results file is missing; return all results in the folder."""
+    from .budget import get_budget
+    from .data import load_mnist
+
+    budget = get_budget(budget)
+
+    def train_one(variant, seed, data, command):
+        return train_efficient(variant, budget=budget, seed=seed, data=data, device=device,
+                               progress=progress, log=None, command=command)
+    return resumable_sweep(variants, seeds, budget, out_dir, "efficient-sweep", load_mnist,
+                           train_one, log, key="variant", order=EFFICIENT_MODELS)
 
 
 def load_results(out_dir: str | Path, key: str = "mode", order=MODELS) -> list[dict]:

@@ -241,9 +241,14 @@ def train_mnist(mode: str | None = "embedded_gaussian", budget: Budget | str | N
                 seed: int = 0, out: str | Path | None = None,
                 device: torch.device | str | None = None, data: MNISTData | None = None,
                 progress: bool = True, log=print, command: str | None = None,
-                scale_batch: bool = False) -> dict:
+                scale_batch: bool = False, model: nn.Module | None = None,
+                epoch_hook=None) -> dict:
     """Train :class:`~nlcourse.MNISTNet` and return its metrics; with ``out``, also write
     ``out/model.pt`` and ``out/metrics.json``.
+
+    ``model``: a network to train instead of ``MNISTNet(mode)`` (built by the caller, after
+    seeding; ``mode`` then only labels the metrics), for example one whose blocks were swapped for
+    a cheaper variant; ``epoch_hook`` is passed to :func:`fit`.
 
     The metrics record where every number came from: budget, data source and sizes, device,
     torch version, seed, git commit, and the number of processes. Under ``torchrun`` every rank
@@ -268,10 +273,11 @@ def train_mnist(mode: str | None = "embedded_gaussian", budget: Budget | str | N
         log(f"device: {device}" + (f", {ctx.world_size} processes ({ctx.backend}), global batch "
                                    f"{plan['global_batch_size']}, learning rate {plan['lr']:g}"
                                    if ctx.distributed else ""))
-    set_seed(seed)
-    model = MNISTNet(mode)
+    if model is None:
+        set_seed(seed)
+        model = MNISTNet(mode)
     history = fit(model, data, budget, device=device, seed=seed, progress=progress, log=log,
-                  scale_batch=scale_batch)
+                  scale_batch=scale_batch, epoch_hook=epoch_hook)
     metrics = {
         "mode": mode if mode is not None else "none",
         "test_accuracy": history[-1]["test_accuracy"],

@@ -79,3 +79,77 @@ def test_bad_placements_name_what_was_expected():
         add_nonlocal(add_nonlocal(torchvision.models.resnet18()))
     with pytest.raises(ValueError, match="mode"):
         add_nonlocal(torchvision.models.resnet18(), mode="cosine")
+
+
+def test_small_resnet_has_resnet_layout_and_blocks_go_where_asked():
+    from nlcourse.backbones import SmallResNet
+
+    model = SmallResNet(width=4, depth=2)
+    x = torch.randn(2, 1, 28, 28)
+    sizes = []
+    hooks = [getattr(model, f"layer{k}").register_forward_hook(
+        lambda m, i, o: sizes.append(tuple(o.shape[1:]))) for k in range(1, 5)]
+    assert model(x).shape == (2, 10)
+    for h in hooks:
+        h.remove()
+    assert sizes == [(4, 28, 28), (8, 14, 14), (16, 7, 7), (32, 4, 4)]
+    before = trained_like(model)(x)
+    add_nonlocal(model, stages=(2, 3, 4, 5), blocks=1)
+    assert [n for n, _ in nonlocal_blocks(model)] == ["layer1.0.1", "layer2.0.1", "layer3.0.1",
+                                                      "layer4.0.1"]
+    assert torch.equal(model.eval()(x), before)  # identity at insertion here too
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        SmallResNet(width=0)
+    with pytest.raises(ValueError, match=r"shaped \(B, 1, H, W\)"):
+        model(torch.randn(2, 3, 28, 28))
+
+
+def test_nonlocal_maps_are_the_blocks_own_maps():
+    from nlcourse.backbones import nonlocal_maps
+
+    model = trained_like(torchvision.models.resnet18())
+    add_nonlocal(model, stages=(3, 4), blocks=-1)
+    x = torch.randn(1, 3, 64, 64)
+    inputs = {}
+    for name, block in nonlocal_blocks(model):
+        block.register_forward_pre_hook(lambda m, a, name=name: inputs.__setitem__(name, a[0]))
+    maps = nonlocal_maps(model, x)
+    assert {name: tuple(m.shape) for name, m in maps.items()} == {
+        "layer2.1.1": (1, 8 * 8, 4 * 4), "layer3.1.1": (1, 4 * 4, 2 * 2)}
+    for name, block in nonlocal_blocks(model):
+        torch.testing.assert_close(maps[name], block(inputs[name], return_nl_map=True)[1])
+        torch.testing.assert_close(maps[name].sum(-1), torch.ones(maps[name].shape[:2]))
+        assert len(block._forward_pre_hooks) == 1  # nonlocal_maps removed its hooks
+
+
+def test_build_resnet_puts_one_block_before_the_last_residual_block_of_a_stage():
+    from nlcourse.resnets import RESNET_MODELS, build_resnet
+
+    assert nonlocal_blocks(build_resnet("none")) == []
+    for model in RESNET_MODELS[1:]:
+        net = build_resnet(model)
+        k = int(model[3:]) - 1
+        (name, block), = nonlocal_blocks(net)
+        assert name == f"layer{k}.0.1"         # after residual block 1 of 2 = before the last
+        assert block.in_channels == 8 * 2 ** (k - 1)
+    with pytest.raises(ValueError, match="model must be one of 'none', 'res2'"):
+        build_resnet("res6")
+
+
+def test_resnet_sweep_writes_one_file_per_run_with_its_provenance(tmp_path, monkeypatch):
+    import nlcourse.data
+    from nlcourse.data import FASHION
+    from nlcourse.resnets import run_resnet_sweep
+
+    from .test_train import tiny_data
+
+    monkeypatch.setattr(nlcourse.data, "load_fashion_mnist", lambda: tiny_data(1100, 600, source=FASHION))
+    results = run_resnet_sweep(("none", "res3"), seeds=(1,), budget="smoke", out_dir=tmp_path,
+                               progress=False, log=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["none_seed1.json", "res3_seed1.json"]
+    assert [r["model"] for r in results] == ["none", "res3"]
+    assert results[1]["params"] > results[0]["params"]
+    assert results[1]["flops_per_image"] > results[0]["flops_per_image"]
+    assert results[0]["data_source"] == "fashion-mnist-subset"  # the smoke budget's 1,024 images
+    assert results[0]["command"] == (f"python -m nlcourse resnet-sweep --models none --seeds 1 "
+                                     f"--budget smoke --out {tmp_path}")

@@ -145,3 +145,50 @@ def test_relative_data_folder_is_resolved_where_it_was_given(tmp_path, monkeypat
     monkeypatch.setenv("NLCOURSE_DATA", "data")
     assert nldata.data_root() == tmp_path.resolve() / "data"
     assert nldata.data_root().is_absolute()
+
+
+def _fashion_folder(folder: Path, seed: int = 1):
+    folder.mkdir(parents=True)
+    for name, (magic, count) in nldata._FILES.items():
+        write_idx(folder / f"{name}.gz", magic, count, seed=seed)
+
+
+def test_fashion_mnist_is_read_from_the_data_root_first(fake_mnist, tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    _fashion_folder(fake_mnist / "FashionMNIST" / "raw", seed=1)
+    _fashion_folder(debian, seed=2)
+    monkeypatch.setattr(nldata, "DEBIAN_FASHION", debian)
+    data = nldata.load_fashion_mnist(fake_mnist, download=False)
+    assert data.source == nldata.FASHION and not data.is_full_mnist
+    assert data.root == str(fake_mnist / "FashionMNIST" / "raw")
+    assert "full Fashion-MNIST: 50 training / 20 test" in data.describe()
+    small = data.subset(10, None)
+    assert small.source == nldata.FASHION_SUBSET and "a subset of Fashion-MNIST" in small.describe()
+
+
+def test_fashion_mnist_falls_back_to_the_debian_package(fake_mnist, tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    _fashion_folder(debian, seed=2)
+    monkeypatch.setattr(nldata, "DEBIAN_FASHION", debian)
+    data = nldata.load_fashion_mnist(fake_mnist, download=False)
+    assert data.root == str(debian) and data.source == nldata.FASHION
+
+
+def test_missing_fashion_mnist_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(nldata, "DEBIAN_FASHION", tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError) as err:
+        nldata.load_fashion_mnist(tmp_path, download=False)
+    message = str(err.value)
+    assert str(tmp_path / "FashionMNIST" / "raw") in message
+    assert str(tmp_path / "nowhere") in message
+    assert "apt-get install dataset-fashion-mnist" in message and "NLCOURSE_DATA" in message
+
+
+def test_real_fashion_mnist_when_installed():
+    try:
+        data = nldata.load_fashion_mnist(download=False)
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed here (apt-get install dataset-fashion-mnist)")
+    assert data.train_images.shape == (60000, 1, 28, 28) and len(data.test_labels) == 10000
+    assert torch.bincount(data.train_labels).tolist() == [6000] * 10  # balanced, as published
+    assert 0.0 <= data.train_images.min() and data.train_images.max() <= 1.0

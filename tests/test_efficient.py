@@ -123,3 +123,76 @@ def test_variant_errors_name_the_argument():
         low_rank(NonLocalBlock(4, mode="gaussian"), 1)
     with pytest.raises(ValueError, match="no non-local block"):
         progressive(MNISTNet(None), 1)
+
+
+@pytest.mark.parametrize("variant,options", [("chunked", {"chunk": 5}), ("top_k", {"k": 3}),
+                                             ("low_rank", {"rank": 2})])
+def test_swapped_blocks_train_and_match_their_definition(variant, options):
+    from nlcourse.efficient import make_variant, swap_blocks
+
+    torch.manual_seed(0)
+    net = MNISTNet("embedded_gaussian").double()
+    for block in net.blocks:
+        with torch.no_grad():
+            for p in block.parameters():
+                p.normal_(0, 0.2)
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    originals = [b for b in net.blocks]
+    expected = net.eval()(x)
+    swap_blocks(net, lambda b: make_variant(b, variant, **options))
+    assert all(type(b).__name__ != "NonLocalBlock2d" for b in net.blocks)
+    z = net(x)
+    if variant == "chunked":
+        torch.testing.assert_close(z, expected, rtol=0, atol=1e-10)
+    else:
+        assert not torch.allclose(z, expected)  # an approximation, so it differs
+    h = net.stage1(x)
+    step = {"top_k": top_k}.get(variant)
+    if step is not None:  # the module is the op through the block, at every call
+        torch.testing.assert_close(net.blocks[0](h), forward_with(originals[0], h,
+                                                                  step(originals[0], **options)))
+    net.train()
+    net(x).sum().backward()  # and it trains: twice, so no graph is kept from one call to the next
+    net(x).sum().backward()
+    trained = [n for n, p in net.named_parameters() if n.startswith("blocks.0") and p.grad is None]
+    assert trained == [], f"no gradient reached {trained}"
+
+
+def test_low_rank_keeps_no_dead_weights():
+    block = randomised_block("embedded_gaussian", 2)
+    small = low_rank(block, 2)
+    names = [n for n, _ in small.named_parameters()]
+    assert "block.theta.weight" not in names and "theta.weight" in names
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in block.parameters())
+
+
+def test_variant_errors_name_the_argument():
+    from nlcourse.efficient import make_variant, swap_blocks
+
+    block = randomised_block("embedded_gaussian", 2)
+    with pytest.raises(ValueError, match="variant must be one of 'chunked', 'top_k', 'low_rank'"):
+        make_variant(block, "progressive", warmup_epochs=1)
+    with pytest.raises(TypeError, match="takes exactly one option, k="):
+        make_variant(block, "top_k", rank=3)
+    with pytest.raises(ValueError, match="k must be a positive number of keys"):
+        make_variant(block, "top_k", k=0)
+    with pytest.raises(ValueError, match="returns no map"):
+        make_variant(block, "top_k", k=2)(torch.randn(1, 6, 4, 4, dtype=torch.float64),
+                                         return_nl_map=True)
+    with pytest.raises(ValueError, match="has no non-local block"):
+        swap_blocks(MNISTNet(None), lambda b: b)
+
+
+def test_efficient_sweep_records_the_variant_and_its_settings(tmp_path, monkeypatch):
+    import nlcourse.data
+    from nlcourse.experiments import run_efficient_sweep
+
+    monkeypatch.setattr(nlcourse.data, "load_mnist", lambda: tiny_data())
+    results = run_efficient_sweep(("top_k", "progressive"), seeds=(0,), budget="smoke",
+                                  out_dir=tmp_path, progress=False, log=None)
+    assert [(r["variant"], r["variant_settings"]) for r in results] == [
+        ("top_k", {"k": 4}), ("progressive", {"warmup_epochs": 0})]
+    assert results[0]["command"] == (f"python -m nlcourse efficient-sweep --models top_k "
+                                     f"--seeds 0 --budget smoke --out {tmp_path}")
+    full = sum(p.numel() for p in MNISTNet("embedded_gaussian").parameters())
+    assert results[1]["params"] == full > results[0]["params"] - 1  # top-k adds no weights
