@@ -32,7 +32,7 @@ book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.book-key 2>/dev/null)" != "$(BOOK_KEY)" ]; then \
 	  rm -rf _build/.jupyter_cache _build/jupyter_execute _build/.doctrees notebooks/runs \
-	    notebooks/results/smoke notebooks/results/spacetime/smoke; \
+	    notebooks/results/smoke notebooks/results/*/smoke; \
 	  echo "$(BOOK_KEY)" > _build/.book-key; fi
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
@@ -50,4 +50,4 @@ exercises: sync
 	$(BIN)/python -m nlcourse.exercises.student notebooks/exercises
 
 clean:
-	rm -rf _build notebooks/runs notebooks/results/smoke notebooks/results/spacetime/smoke
+	rm -rf _build notebooks/runs notebooks/results/smoke notebooks/results/*/smoke

@@ -127,6 +127,24 @@ def _bench(args) -> int:
     return 0
 
 
+def _bench_variants(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .bench import DEFAULT_SHAPES, run_variant_benchmark
+    from .train import git_commit
+
+    result = run_variant_benchmark(shapes=args.sizes or DEFAULT_SHAPES, repeats=args.repeats,
+                                   device=args.device)
+    result["command"] = " ".join(["python -m nlcourse", *args.argv])
+    result["commit"] = git_commit()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "variants.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'variants.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nlcourse",
                                      description="Non-local Neural Networks course tools.")
@@ -200,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="precision of block and input (bfloat16/float16: mixed precision on GPU)")
     bench.add_argument("--out", default="bench", help="folder for bench.json and bench.png")
     bench.set_defaults(run=_bench)
+
+    variants = commands.add_parser(
+        "bench-variants", help="time and memory of the cheaper blocks (chunked, top-k, low-rank) "
+                               "against the full block, forward+backward")
+    variants.add_argument("--sizes", nargs="+", type=_shape, default=None,
+                          help="input shapes such as 1x64x64x64 (default: the benchmark's four)")
+    variants.add_argument("--repeats", type=int, default=3, help="timed runs (median)")
+    variants.add_argument("--device", default=None)
+    variants.add_argument("--out", default="bench", help="folder for variants.json")
+    variants.set_defaults(run=_bench_variants)
 
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)

@@ -20,7 +20,8 @@ from . import reference
 from .blocks import NonLocalBlock
 
 __all__ = ["time_call", "peak_memory", "compare_paths", "pairwise_flops", "count_flops",
-           "matmul_gflops", "run_benchmark", "DEFAULT_SHAPES"]
+           "matmul_gflops", "run_benchmark", "compare_variants", "run_variant_benchmark",
+           "DEFAULT_SHAPES"]
 
 # The sizes of the performance issue: three image maps and a short video clip, C = 64.
 DEFAULT_SHAPES = ((1, 64, 32, 32), (1, 64, 64, 64), (1, 64, 128, 128), (1, 64, 8, 32, 32))
@@ -201,21 +202,12 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: i
     achieved GFLOP/s, plus the machine (threads, device, torch, matmul rate). Shapes whose literal
     reference would need more than ``max_reference_gib`` are measured on the fast path only, and
     the row says why."""
-    import platform
-
     from ._modes import MODES
 
     modes = tuple(modes or MODES)
     device = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
-    machine = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
-        (platform.processor() or platform.machine()),
-        "device_type": device.type, "threads": torch.get_num_threads(),
-        "torch_version": torch.__version__, "python": platform.python_version(),
-        "matmul_gflops": matmul_gflops(device), "dtype": str(dtype),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    machine = _machine(device, dtype)
     if log:
         log(f"{machine['device']}, {machine['threads']} thread(s), torch {machine['torch_version']}: "
             f"float32 matmul {machine['matmul_gflops']:.0f} GFLOP/s")
@@ -231,6 +223,99 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: i
             rows.append(row)
             if log:
                 log(_describe(row))
+    return {"machine": machine, "rows": rows}
+
+
+def _machine(device: torch.device, dtype) -> dict:
+    import platform
+
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+        (platform.processor() or platform.machine()),
+        "device_type": device.type, "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__, "python": platform.python_version(),
+        "matmul_gflops": matmul_gflops(device), "dtype": str(dtype),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def compare_variants(shape: tuple, chunk: int = 1024, keep: int = 16, rank_divisor: int = 4,
+                     repeats: int = 3, warmup: int = 1, device=None, dtype=torch.float32,
+                     seed: int = 0) -> list[dict]:
+    """Forward+backward of one embedded-Gaussian block on ``shape`` as the block's own fast path
+    ("full"), the literal N x M formula ("full, literal"), and the variants of
+    :mod:`nlcourse.efficient`: chunked queries (``chunk``), top-k (k = M / ``keep``) and low rank
+    (r = C' / ``rank_divisor``). Each row: median seconds, peak bytes, and the largest difference
+    of z from the full block's (absolute, and relative to the largest |z - x|, the part the block
+    adds), all measured alternately in one process."""
+    from . import efficient
+
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    torch.manual_seed(seed)
+    block = NonLocalBlock(shape[1], mode="embedded_gaussian", dimension=len(shape) - 2)
+    block = block.to(device, dtype)
+    with torch.no_grad():  # a non-zero W so that backward reaches every parameter
+        for p in block.parameters():
+            p.normal_(0, 0.05)
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+    M = block.project(x)[1].shape[1]
+    k, rank = max(1, M // keep), max(1, block.inter_channels // rank_divisor)
+    paths = {
+        "full": (block, {}),
+        "full, literal": (lambda t: reference.block_forward(block, t)[0], {}),
+        "chunked": (efficient.make_variant(block, "chunked", chunk=chunk), {"chunk": chunk}),
+        "top_k": (efficient.make_variant(block, "top_k", k=k), {"k": k, "keys": M}),
+        "low_rank": (efficient.make_variant(block, "low_rank", rank=rank),
+                     {"rank": rank, "inter_channels": block.inter_channels}),
+    }
+    with torch.no_grad():
+        z_full = block(x)
+        added = (z_full - x).abs().max().item()
+
+    def step(fn):
+        def run():
+            x.grad = None
+            block.zero_grad(set_to_none=True)
+            fn(x).sum().backward()
+        return run
+
+    steps = {name: step(fn) for name, (fn, _) in paths.items()}
+    for run in steps.values():
+        for _ in range(warmup):
+            run()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, run in steps.items():
+            times[name] += time_call(run, repeats=1, warmup=0, device=device)
+    rows = []
+    for name, (fn, settings) in paths.items():
+        with torch.no_grad():
+            error = (fn(x) - z_full).abs().max().item()
+        rows.append({"variant": name, "shape": list(shape), "settings": settings,
+                     "seconds": statistics.median(times[name]),
+                     "peak_bytes": peak_memory(steps[name], device),
+                     "max_abs_error": error, "relative_error": error / max(added, 1e-30)})
+    for row in rows:
+        row["time_ratio"] = row["seconds"] / rows[0]["seconds"]
+        row["memory_ratio"] = row["peak_bytes"] / max(rows[0]["peak_bytes"], 1)
+    return rows
+
+
+def run_variant_benchmark(shapes=DEFAULT_SHAPES, repeats: int = 3, device=None, log=print,
+                          **options) -> dict:
+    """:func:`compare_variants` at every shape, with the machine it ran on."""
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    machine = _machine(device, torch.float32)
+    rows = []
+    for shape in shapes:
+        for row in compare_variants(tuple(shape), repeats=repeats, device=device, **options):
+            rows.append(row)
+            if log:
+                log(f"{'x'.join(map(str, row['shape'])):>14} {row['variant']:>14}: "
+                    f"{1e3 * row['seconds']:8.1f} ms ({row['time_ratio']:5.2f}x), "
+                    f"{row['peak_bytes'] / 2**20:8.1f} MiB ({row['memory_ratio']:5.2f}x), "
+                    f"relative error {row['relative_error']:.1e}")
     return {"machine": machine, "rows": rows}
 
 

@@ -44,18 +44,33 @@ def _w_concat(block: NonLocalBlock):
     return None if block.concat_project is None else block.concat_project[0].weight.reshape(-1)
 
 
-def chunked(block: NonLocalBlock, chunk: int = 1024):
+def chunked(block: NonLocalBlock, chunk: int = 1024, checkpoint: bool = True):
     """The literal formula of ``block``'s mode, ``chunk`` queries at a time: exact, with at most a
-    (B, chunk, M) slice of the matrix (and, for the concatenation, of the pairs) alive at once."""
+    (B, chunk, M) slice of the matrix (and, for the concatenation, of the pairs) alive at once.
+
+    In training, autograd would keep every chunk's slice for the backward pass, which adds up to
+    the whole matrix again; with ``checkpoint`` (the default) each chunk is recomputed in the
+    backward pass instead (``torch.utils.checkpoint``), so training keeps one slice at a time too,
+    for the price of computing the pairwise step twice."""
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive number of queries, got {chunk!r}")
+    from torch.utils.checkpoint import checkpoint as recompute
+
     mode, scale, w = block.mode, block.scale, _w_concat(block)
 
+    def one(theta, phi, g, *weights):
+        f = reference.pairwise_f(mode, theta, phi, weights[0] if weights else None, scale=scale)
+        return (f / reference.normaliser(mode, f)) @ g
+
     def op(theta, phi, g):
+        weights = () if w is None else (w,)
         parts = []
         for start in range(0, theta.shape[1], chunk):
-            f = reference.pairwise_f(mode, theta[:, start:start + chunk], phi, w, scale=scale)
-            parts.append((f / reference.normaliser(mode, f)) @ g)
+            part = theta[:, start:start + chunk]
+            if checkpoint and torch.is_grad_enabled():
+                parts.append(recompute(one, part, phi, g, *weights, use_reentrant=False))
+            else:
+                parts.append(one(part, phi, g, *weights))
         return torch.cat(parts, dim=1)
     return op
 
@@ -203,7 +218,7 @@ class progressive:
 
 
 # The variants by name, and the option each takes.
-VARIANTS = {"chunked": "chunk", "top_k": "k", "low_rank": "rank"}
+VARIANTS = {"chunked": "chunk", "top_k": "k", "low_rank": "rank"}  # name: its option
 
 
 def make_variant(block: NonLocalBlock, variant: str, **options) -> nn.Module:

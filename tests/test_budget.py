@@ -31,3 +31,17 @@ def test_full_budget_is_the_reference_recipe():
     assert (full.epochs, full.batch_size, full.optimizer, full.lr, full.schedule) == (
         10, 128, "adam", 1e-3, "constant")
     assert full.train_size is None and BUDGETS["quick"].train_size is None
+
+
+def test_lab_setup_describes_the_labs_own_budget(capsys, monkeypatch):
+    from nlcourse import lab
+    from nlcourse.budget import FASHION
+
+    monkeypatch.delenv("NLCOURSE_BUDGET", raising=False)
+    budget, device = lab.setup("smoke", seed=3, device="cpu", settings=FASHION)
+    out = capsys.readouterr().out
+    assert budget.name == "smoke" and device.type == "cpu"
+    assert f"budget: smoke ({FASHION['smoke'].description}); seed 3" in out
+    assert "4,096-image" not in out   # not the MNIST budget's description
+    lab.setup("smoke", device="cpu")
+    assert "4,096-image" in capsys.readouterr().out

@@ -196,3 +196,21 @@ def test_efficient_sweep_records_the_variant_and_its_settings(tmp_path, monkeypa
                                      f"--seeds 0 --budget smoke --out {tmp_path}")
     full = sum(p.numel() for p in MNISTNet("embedded_gaussian").parameters())
     assert results[1]["params"] == full > results[0]["params"] - 1  # top-k adds no weights
+
+
+def test_variant_benchmark_measures_every_variant_against_the_full_block():
+    from nlcourse.bench import compare_variants
+
+    rows = compare_variants((1, 16, 32, 32), chunk=128, repeats=1, warmup=0)
+    by = {r["variant"]: r for r in rows}
+    assert list(by) == ["full", "full, literal", "chunked", "top_k", "low_rank"]
+    assert by["top_k"]["settings"] == {"k": 16, "keys": 256}
+    assert by["low_rank"]["settings"] == {"rank": 2, "inter_channels": 8}
+    for exact in ("full", "full, literal", "chunked"):
+        assert by[exact]["relative_error"] < 1e-5, by[exact]
+    for approximate in ("top_k", "low_rank"):
+        assert by[approximate]["relative_error"] > 1e-3, by[approximate]
+    # 128 queries x 256 keys at a time instead of all 1,024 x 256: a smaller peak than the literal
+    assert by["chunked"]["peak_bytes"] < by["full, literal"]["peak_bytes"]
+    assert all(r["seconds"] > 0 and r["peak_bytes"] > 0 for r in rows)
+    assert by["full"]["time_ratio"] == 1.0 and by["full"]["memory_ratio"] == 1.0
