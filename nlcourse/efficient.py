@@ -45,8 +45,10 @@ def _w_concat(block: NonLocalBlock):
 
 
 def chunked(block: NonLocalBlock, chunk: int = 1024, checkpoint: bool = True):
-    """The literal formula of ``block``'s mode, ``chunk`` queries at a time: exact, with at most a
+    """The formula of ``block``'s mode, ``chunk`` queries at a time: exact, with at most a
     (B, chunk, M) slice of the matrix (and, for the concatenation, of the pairs) alive at once.
+    The Gaussian modes normalise with a softmax, which equals the literal exp(.) / sum exp(.)
+    but cannot overflow.
 
     In training, autograd would keep every chunk's slice for the backward pass, which adds up to
     the whole matrix again; with ``checkpoint`` (the default) each chunk is recomputed in the
@@ -59,6 +61,10 @@ def chunked(block: NonLocalBlock, chunk: int = 1024, checkpoint: bool = True):
     mode, scale, w = block.mode, block.scale, _w_concat(block)
 
     def one(theta, phi, g, *weights):
+        if mode in ("gaussian", "embedded_gaussian"):
+            # f / C(x) is a softmax over the keys: take it as one (max-shifted), since the literal
+            # exp overflows float32 once a score passes 88, which training soon reaches.
+            return torch.softmax(scale * theta @ phi.transpose(1, 2), dim=-1) @ g
         f = reference.pairwise_f(mode, theta, phi, weights[0] if weights else None, scale=scale)
         return (f / reference.normaliser(mode, f)) @ g
 

@@ -214,3 +214,19 @@ def test_variant_benchmark_measures_every_variant_against_the_full_block():
     assert by["chunked"]["peak_bytes"] < by["full, literal"]["peak_bytes"]
     assert all(r["seconds"] > 0 and r["peak_bytes"] > 0 for r in rows)
     assert by["full"]["time_ratio"] == 1.0 and by["full"]["memory_ratio"] == 1.0
+
+
+def test_chunked_survives_scores_that_overflow_the_literal_exp():
+    block = NonLocalBlock(4, mode="embedded_gaussian", sub_sample=False).eval()
+    with torch.no_grad():
+        block.theta.weight.fill_(3.0)
+        block.phi.weight.fill_(3.0)
+        block.W[1].weight.fill_(1.0)
+    x = torch.full((1, 4, 3, 3), 2.0)                  # scores 2 * 24 * 24 = 1152 > 88
+    from nlcourse import reference
+
+    theta, phi, _ = block.project(x)
+    assert torch.isinf(reference.pairwise_f("embedded_gaussian", theta, phi)).all()
+    z = forward_with(block, x, chunked(block, 2))
+    assert torch.isfinite(z).all()
+    torch.testing.assert_close(z, block(x))
