@@ -106,7 +106,7 @@ def nonlocal_blocks(model: nn.Module) -> list[tuple[str, NonLocalBlock2d]]:
 def nonlocal_maps(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
     """{name: (B, N, M) map} of every non-local block of ``model`` on input ``x``, in order.
 
-    Works on any model, including those :func:`add_nonlocal` built, whose forward knows nothing of
+    Works on any model, including those :func:`~nlcourse.models.add_nonlocal` built, whose forward knows nothing of
     maps: each block's input is caught by a hook during one forward pass, and the block is run
     again on it with ``return_nl_map=True``."""
     inputs, hooks = {}, []
@@ -130,7 +130,7 @@ class SmallResNet(nn.Module):
     (1, 2, 2, 2), so res2 .. res5 see 28, 14, 7 and 4 positions per side; then global average
     pooling and a linear classifier. ``depth=2`` is ResNet-18's block count.
 
-    Because the layout is torchvision's, :func:`add_nonlocal` places blocks in it exactly as in a
+    Because the layout is torchvision's, :func:`~nlcourse.models.add_nonlocal` places blocks in it exactly as in a
     ResNet-50.
     """
 

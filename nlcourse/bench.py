@@ -246,7 +246,7 @@ def compare_variants(shape: tuple, chunk: int = 1024, keep: int = 16, rank_divis
     ("full"), the literal N x M formula ("full, literal"), and the variants of
     :mod:`nlcourse.efficient`: chunked queries (``chunk``), top-k (k = M / ``keep``) and low rank
     (r = C' / ``rank_divisor``). Each row: median seconds, peak bytes, and the largest difference
-    of z from the full block's (absolute, and relative to the largest |z - x|, the part the block
+    of z from the full block's (absolute, and relative to the largest ``|z - x|``, the part the block
     adds), all measured alternately in one process."""
     from . import efficient
 

@@ -193,7 +193,7 @@ def _read_split(paths: dict, source: str, root: Path) -> MNISTData:
 
 def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = True) -> MNISTData:
     """Fashion-MNIST (Xiao et al., 2017): 28 x 28 grey images of 10 kinds of clothing
-    (:data:`FASHION_CLASSES`), 60,000 / 10,000, in the same format as MNIST.
+    (``FASHION_CLASSES``), 60,000 / 10,000, in the same format as MNIST.
 
     Looked for in ``root/FashionMNIST/raw/`` (default root :func:`data_root`), then in
     ``/usr/share/datasets/fashion-mnist/`` (Debian's ``dataset-fashion-mnist``), then downloaded

@@ -81,7 +81,7 @@ def run_sweep(models=MODELS, seeds=(0, 1, 2), budget: str | None = None,
 def train_efficient(variant: str, budget=None, seed: int = 0, data=None, device=None,
                     progress: bool = True, log=print, command: str | None = None) -> dict:
     """Train MNISTNet (embedded Gaussian) with both blocks replaced by ``variant`` (one of
-    :data:`EFFICIENT_MODELS`, with :data:`EFFICIENT_SETTINGS`); "progressive" keeps the full
+    ``EFFICIENT_MODELS``, with ``EFFICIENT_SETTINGS``); "progressive" keeps the full
     blocks frozen as the identity for the first half of the epochs. Returns the metrics of
     :func:`~nlcourse.train.train_mnist`, plus ``variant`` and ``variant_settings``."""
     from . import efficient
