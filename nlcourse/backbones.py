@@ -61,8 +61,8 @@ def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embe
         model: ``torchvision.models.resnet18`` .. ``resnet152`` (or a model with the same
             ``layer1`` .. ``layer4`` layout).
         stages: the paper's stage numbers to touch, 2 (``layer1``) to 5 (``layer4``).
-        blocks: where in each stage. ``None``: the paper's rule (:func:`~nlcourse.backbones.paper_placement`); an
-            int ``k``: after the last ``k`` residual blocks... no: after residual block ``k``
+        blocks: where in each stage. ``None``: the paper's rule
+            (:func:`~nlcourse.backbones.paper_placement`); an int ``k``: after residual block ``k``
             (1-indexed; ``-1`` is the last) of each stage; a dict ``{stage: [k, ...]}``: exactly
             there.
         mode: the pairwise function of the new blocks.
@@ -106,9 +106,9 @@ def nonlocal_blocks(model: nn.Module) -> list[tuple[str, NonLocalBlock2d]]:
 def nonlocal_maps(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
     """{name: (B, N, M) map} of every non-local block of ``model`` on input ``x``, in order.
 
-    Works on any model, including those :func:`~nlcourse.models.add_nonlocal` built, whose forward knows nothing of
-    maps: each block's input is caught by a hook during one forward pass, and the block is run
-    again on it with ``return_nl_map=True``."""
+    Works on any model, including those :func:`~nlcourse.models.add_nonlocal` built, whose
+    forward knows nothing of maps: each block's input is caught by a hook during one forward
+    pass, and the block is run again on it with ``return_nl_map=True``."""
     inputs, hooks = {}, []
     blocks = [(name, m) for name, m in model.named_modules() if isinstance(m, NonLocalBlock)]
     for name, block in blocks:
@@ -130,8 +130,8 @@ class SmallResNet(nn.Module):
     (1, 2, 2, 2), so res2 .. res5 see 28, 14, 7 and 4 positions per side; then global average
     pooling and a linear classifier. ``depth=2`` is ResNet-18's block count.
 
-    Because the layout is torchvision's, :func:`~nlcourse.models.add_nonlocal` places blocks in it exactly as in a
-    ResNet-50.
+    Because the layout is torchvision's, :func:`~nlcourse.models.add_nonlocal` places blocks in
+    it exactly as in a ResNet-50.
     """
 
     def __init__(self, width: int = 16, depth: int = 2, in_channels: int = 1,
