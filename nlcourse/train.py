@@ -24,8 +24,8 @@ from .budget import Budget, get_budget
 from .data import MNISTData, load_mnist
 from .models import MNISTNet
 
-__all__ = ["set_seed", "pick_device", "evaluate", "fit", "batch_plan", "train_mnist", "load_checkpoint",
-           "load_or_train", "count_parameters"]
+__all__ = ["set_seed", "pick_device", "precision", "evaluate", "fit", "batch_plan", "train_mnist",
+           "load_checkpoint", "load_or_train", "count_parameters"]
 
 
 def set_seed(seed: int) -> None:
@@ -61,6 +61,14 @@ def _autocast(device: torch.device, enabled: bool):
     if torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16), None
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+
+
+def precision(device: torch.device, amp: bool = True) -> str:
+    """The arithmetic :func:`fit` trains in, as recorded in the metrics: float32 on the CPU,
+    autocast to bf16 (or fp16 with a gradient scaler) on CUDA unless ``amp`` is off."""
+    if not amp or device.type != "cuda":
+        return "float32"
+    return "bf16 autocast" if torch.cuda.is_bf16_supported() else "fp16 autocast, GradScaler"
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None):
@@ -293,6 +301,7 @@ def train_mnist(mode: str | None = "embedded_gaussian", budget: Budget | str | N
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "precision": precision(device),
         "seed": seed,
         "world_size": ctx.world_size,
         "commit": git_commit(),

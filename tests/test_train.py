@@ -42,6 +42,7 @@ def test_train_writes_metrics_and_a_loadable_checkpoint(tmp_path):
     assert saved["data_source"] == SAMPLE and saved["params"] == 401_626
     assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["epochs"] == len(saved["history"])
     assert saved["torch_version"] == torch.__version__
+    assert saved["precision"] == "float32"  # the CPU trains without autocast
     # The checkpoint is plain tensors and strings: it loads with weights_only=True.
     raw = torch.load(tmp_path / "model.pt", weights_only=True)
     assert raw["mode"] == "concatenation"
