@@ -1,6 +1,7 @@
 """Resumable sweeps over models and seeds, one results file per (model, seed), and their summary.
 
-A full-budget run takes 15-20 minutes on 2 CPU cores, so a sweep writes each run's metrics to its
+A full-budget run takes from several minutes to over an hour on 2 CPU cores (about a minute on
+a GPU: see ``notebooks/results/full*/``), so a sweep writes each run's metrics to its
 own JSON file as soon as it finishes and skips the files that already exist: the set can be
 completed a few runs at a time, on different machines, and committed with its provenance (every
 file records the command, date, device, torch version and commit that produced it).
