@@ -9,6 +9,7 @@ process's resident size.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import statistics
 import sys
@@ -20,8 +21,8 @@ from . import reference
 from .blocks import NonLocalBlock
 
 __all__ = ["time_call", "peak_memory", "compare_paths", "pairwise_flops", "count_flops",
-           "matmul_gflops", "run_benchmark", "compare_variants", "run_variant_benchmark",
-           "DEFAULT_SHAPES"]
+           "matmul_gflops", "run_benchmark", "precision_check", "compare_variants",
+           "run_variant_benchmark", "DEFAULT_SHAPES"]
 
 # The sizes of the performance issue: three image maps and a short video clip, C = 64.
 DEFAULT_SHAPES = ((1, 64, 32, 32), (1, 64, 64, 64), (1, 64, 128, 128), (1, 64, 8, 32, 32))
@@ -223,7 +224,56 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: i
             rows.append(row)
             if log:
                 log(_describe(row))
-    return {"machine": machine, "rows": rows}
+    precision = precision_check(modes=modes, device=device)
+    if log:
+        for row in precision:
+            tf32 = "" if row["cudnn_tf32"] is None else f", TF32 convolutions {row['cudnn_tf32']}"
+            log(f"{row['mode']:>18} float32 vs float64{tf32}: fast path "
+                f"{row['fast_error']:.1e}, literal {row['literal_error']:.1e} (relative)")
+    return {"machine": machine, "rows": rows, "precision": precision}
+
+
+def precision_check(shape: tuple = (1, 64, 32, 32), modes=None, device=None,
+                    seed: int = 0) -> list[dict]:
+    """How far float32 lands from float64, for the block's fast path and the literal formula.
+
+    For every mode: the largest difference of z from the same block run in float64, relative to
+    the largest ``|z - x|`` (the part the block adds). On CUDA it is measured twice, with cuDNN's
+    TF32 convolutions allowed (PyTorch's default) and forbidden, because the block's four 1x1
+    convolutions (theta, phi, g, W) then round their inputs to 10 mantissa bits. The flags are
+    restored afterwards.
+    """
+    from ._modes import MODES
+
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    settings = (True, False) if device.type == "cuda" else (None,)
+    saved = torch.backends.cudnn.allow_tf32
+    rows = []
+    try:
+        for mode in modes or MODES:
+            torch.manual_seed(seed)
+            block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device)
+            with torch.no_grad():  # a non-zero W, so that z - x is the whole block's work
+                for p in block.parameters():
+                    p.normal_(0, 0.05)
+            x = torch.randn(shape, device=device)
+            exact = copy.deepcopy(block).double()
+            with torch.no_grad():
+                z64 = exact(x.double())
+                added = (z64 - x.double()).abs().max().item()
+                for tf32 in settings:
+                    if tf32 is not None:
+                        torch.backends.cudnn.allow_tf32 = tf32
+                    fast = block(x).double()
+                    literal = reference.block_forward(block, x)[0].double()
+                    rows.append({"mode": mode, "shape": list(shape), "device": str(device),
+                                 "cudnn_tf32": tf32,
+                                 "fast_error": (fast - z64).abs().max().item() / added,
+                                 "literal_error": (literal - z64).abs().max().item() / added})
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    return rows
 
 
 def _machine(device: torch.device, dtype) -> dict:
@@ -235,6 +285,9 @@ def _machine(device: torch.device, dtype) -> dict:
         "device_type": device.type, "threads": torch.get_num_threads(),
         "torch_version": torch.__version__, "python": platform.python_version(),
         "matmul_gflops": matmul_gflops(device), "dtype": str(dtype),
+        # What float32 means on this device: on CUDA these let convolutions or matmuls use TF32.
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

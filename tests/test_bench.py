@@ -6,7 +6,8 @@ import sys
 
 import torch
 
-from nlcourse.bench import compare_paths, count_flops, reference_bytes
+from nlcourse import MODES
+from nlcourse.bench import compare_paths, count_flops, precision_check, reference_bytes
 
 
 def test_bench_command_writes_json(tmp_path):
@@ -25,6 +26,18 @@ def test_bench_command_writes_json(tmp_path):
                     "fast_gflops_per_s", "threads", "device", "torch_version"):
             assert key in row, key
     assert (tmp_path / "bench.png").stat().st_size > 0
+    assert [r["mode"] for r in result["precision"]] == list(MODES)  # one row per mode on a CPU
+    assert {"cudnn_allow_tf32", "matmul_allow_tf32"} <= machine.keys()
+
+
+def test_float32_is_close_to_float64_on_the_cpu():
+    """The precision rows the GPU benchmark is read against: on a CPU (no TF32) both paths stay
+    within 1e-5 of the float64 block, relative to what the block adds."""
+    rows = precision_check(shape=(1, 16, 8, 8), device="cpu")
+    assert [r["mode"] for r in rows] == list(MODES)
+    for row in rows:
+        assert row["cudnn_tf32"] is None and row["device"] == "cpu"
+        assert row["fast_error"] < 1e-5 and row["literal_error"] < 1e-5, row
 
 
 def test_bad_size_is_explained():
