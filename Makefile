@@ -15,7 +15,7 @@ endif
 # The book's executed pages depend on the package, the committed results and the budget, none of
 # which Jupyter Book's cache sees (it keys on each page's own source): when this key changes, the
 # cached executions and the labs' saved runs are dropped.
-BOOK_KEY = $(shell cat $$(find nlcourse -name '*.py' | sort) $$(find notebooks/results -name '*.json' -not -path '*/smoke/*' 2>/dev/null | sort) | sha1sum | cut -c1-16)-$(or $(NLCOURSE_BUDGET),auto)
+BOOK_KEY = $(shell cat $$(find nlcourse -name '*.py' | sort) $$(find results -name '*.json' -not -path '*/smoke/*' 2>/dev/null | sort) | sha1sum | cut -c1-16)-$(or $(NLCOURSE_BUDGET),auto)
 
 .PHONY: test book venv sync exercises clean
 
@@ -32,7 +32,7 @@ book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.book-key 2>/dev/null)" != "$(BOOK_KEY)" ]; then \
 	  rm -rf _build/.jupyter_cache _build/jupyter_execute _build/.doctrees notebooks/runs \
-	    notebooks/results/smoke notebooks/results/*/smoke; \
+	    results/*/smoke; \
 	  echo "$(BOOK_KEY)" > _build/.book-key; fi
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
@@ -50,4 +50,4 @@ exercises: sync
 	$(BIN)/python -m nlcourse.exercises.student notebooks/exercises
 
 clean:
-	rm -rf _build notebooks/runs notebooks/results/smoke notebooks/results/*/smoke
+	rm -rf _build notebooks/runs results/*/smoke

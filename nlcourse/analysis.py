@@ -1,28 +1,66 @@
-"""Measuring blocks and networks, and reading their maps: the numbers the labs and the complexity
-chapter report, each measured by running the code, and the closed-form counts they are checked
-against.
+"""All measuring: parameters, FLOPs, time, memory, the fast path against the literal formula,
+and the statistics of attention maps. The labs, the chapters and the benchmarks
+(``nlcourse.labs.bench``) report what these functions measure.
 
 FLOPs are 2 per multiply-add, over the operations PyTorch's FLOP counter counts: convolutions,
 matrix products and attention kernels (not pooling, BatchNorm, softmax or element-wise work,
-which are O(N) or O(NM) with small constants and are left out of the formulas too).
+which are O(N) or O(NM) with small constants and are left out of the formulas too). Times are
+medians of runs taken alternately in one process: on a shared, noisy machine absolute times
+drift while ratios hold. Peak memory comes from the allocation events of torch's profiler (exact
+bytes allocated by the operation, CPU or CUDA), not from the process's resident size.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
+import os
+import statistics
+import sys
+import time
 
 import torch
 from torch import Tensor, nn
+from torch.profiler import ProfilerActivity, profile
+from torch.utils import flop_counter as fc
+from torch.utils.flop_counter import FlopCounterMode
 
-from ._modes import check_mode
-from .bench import count_flops, pairwise_flops, peak_memory
+from . import efficient, reference
+from ._modes import MODES, check_mode
+from .blocks import NonLocalBlock
 from .pairwise import MATERIALISE_MAX_PAIRS
 
-__all__ = ["parameters", "measured_flops", "block_flops", "peak_memory", "map_statistics"]
+__all__ = ["parameters", "count_flops", "measured_flops", "block_flops", "pairwise_flops",
+           "reference_bytes", "time_call", "peak_memory", "matmul_gflops", "compare_paths",
+           "precision_check", "compare_variants", "map_statistics"]
 
 
 def parameters(module: nn.Module) -> int:
+    """The number of parameters of ``module`` (every tensor that trains, and the frozen ones)."""
     return sum(p.numel() for p in module.parameters())
+
+
+def count_flops(fn) -> int:
+    """Floating-point operations (2 per multiply-add) that ``fn()`` executes, counted by running it
+    under PyTorch's FLOP counter (matrix products, convolutions and attention kernels)."""
+    with FlopCounterMode(display=False, custom_mapping=_sdpa_formulas()) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _sdpa_formulas():
+    """FLOP formulas for PyTorch's fused CPU attention, which its FLOP counter does not know."""
+    aten = torch.ops.aten
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs):
+        return fc.sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs):
+        return fc.sdpa_backward_flop_count(grad_out, query, key, value)
+
+    return {aten._scaled_dot_product_flash_attention_for_cpu: forward,
+            aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}
 
 
 def measured_flops(module: nn.Module, x: Tensor, backward: bool = False) -> int:
@@ -48,7 +86,7 @@ def block_flops(mode: str, shape: tuple, inter_channels: int | None = None,
 
     With N positions, M keys (N / 4 with 2x2 sub-sampling), C channels and C' = ``inter_channels``:
     the 1x1 convolutions cost N C C' each (theta, phi, g; W maps C' back to C), none for theta and
-    phi in Gaussian mode, and the pairwise step costs what ``nlcourse.bench.pairwise_flops``
+    phi in Gaussian mode, and the pairwise step costs what :func:`pairwise_flops`
     says for ``fast`` or the literal path. The fast concatenation sorts instead of multiplying, so
     only its two score projections, (N + M) C', are products (matrix-vector products, which the
     counter leaves out: the formula is then a few per cent above the count). The fused attention
@@ -73,6 +111,251 @@ def block_flops(mode: str, shape: tuple, inter_channels: int | None = None,
         pairwise = pairwise_flops(mode, N, M, C, Cp, fast=fast)
     return 2 * B * (convs + pairwise)
 
+
+def pairwise_flops(mode: str, n: int, m: int, c: int, c_inter: int, fast: bool) -> int:
+    """Multiply-adds of the pairwise step (f, normalisation, weighted sum), forward only.
+
+    The reference builds the N x M matrix in every mode; the fast dot product never does
+    (theta (phi^T g)), and the fast concatenation projects to scores a, b and sums over sorted keys.
+    """
+    d = c if mode == "gaussian" else c_inter
+    if mode == "dot_product" and fast:
+        return m * c_inter * c_inter + n * c_inter * c_inter
+    if mode == "concatenation":
+        if fast:
+            return 2 * (n + m) * c_inter  # scores a, b; then suffix sums and one FMA per query
+        return n * m * 2 * c_inter + n * m * c_inter  # w^T [theta; phi] for every pair, then f g
+    return n * m * d + n * m * c_inter  # theta . phi for every pair, then f g
+
+
+def reference_bytes(mode: str, shape: tuple, inter_channels: int | None = None) -> int:
+    """Rough size of the literal reference's largest tensors in a forward+backward (float32):
+    the (N, M, 2C') pairs for the concatenation, the (N, M) matrices otherwise."""
+    B, C, *spatial = shape
+    Cp = inter_channels or max(C // 2, 1)
+    n = 1
+    for s in spatial:
+        n *= s
+    m = n // 4  # 2x2 (or 1x2x2) pooling of the keys
+    per_pair = 2 * Cp * 3 if mode == "concatenation" else 6  # tensors of that size kept alive
+    return 4 * B * n * m * per_pair
+
+
+
+# Time and memory
+
+def time_call(fn, repeats: int = 5, warmup: int = 1, device: torch.device | None = None) -> list:
+    """Seconds of ``fn()`` for each of ``repeats`` runs after ``warmup`` runs: wall clock on the
+    CPU, CUDA events on a GPU (which time the device's work, not the launch)."""
+    device = device or torch.device("cpu")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return times
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the profiler's C++ logging, which writes straight to file descriptor 2."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_memory(fn, device: torch.device | None = None) -> int:
+    """Peak bytes allocated while ``fn()`` runs, above what was allocated before it."""
+    device = device or torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                    key=lambda e: e.start_ns())
+    current = peak = 0
+    for event in events:
+        current += event.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+def matmul_gflops(device: torch.device | None = None, n: int = 2048, repeats: int = 5) -> float:
+    """This machine's own float32 matrix-multiply rate: the yardstick for achieved GFLOP/s."""
+    device = device or torch.device("cpu")
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n ** 3 / statistics.median(time_call(lambda: a @ b, repeats, 1, device)) / 1e9
+
+
+
+# The fast path against the literal formula
+
+def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
+                  device: str | torch.device | None = None, dtype=torch.float32,
+                  memory: bool = True, seed: int = 0) -> dict:
+    """Forward+backward of one block through ``reference.block_forward`` and through the block's
+    fast path: median seconds of each (measured alternately), their ratio, and peak memory."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    torch.manual_seed(seed)
+    dimension = len(shape) - 2
+    block = NonLocalBlock(shape[1], mode=mode, dimension=dimension).to(device, dtype)
+    with torch.no_grad():  # a non-zero W so that backward reaches every parameter
+        for p in block.parameters():
+            p.normal_(0, 0.05)
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+
+    def run(path):
+        def step():
+            block.zero_grad(set_to_none=True)
+            x.grad = None
+            z = reference.block_forward(block, x)[0] if path == "reference" else block(x)
+            z.sum().backward()
+        return step
+
+    paths = {"reference": run("reference"), "fast": run("fast")}
+    for step in paths.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in paths}
+    for _ in range(repeats):  # alternate, so drift on a shared machine hits both alike
+        for name, step in paths.items():
+            times[name] += time_call(step, repeats=1, warmup=0, device=device)
+    result = {"mode": mode, "shape": list(shape), "device": str(device), "dtype": str(dtype),
+              "threads": torch.get_num_threads(), "torch_version": torch.__version__}
+    for name in paths:
+        result[f"{name}_seconds"] = statistics.median(times[name])
+    result["speedup"] = result["reference_seconds"] / result["fast_seconds"]
+    if memory:
+        for name, step in paths.items():
+            result[f"{name}_peak_bytes"] = peak_memory(step, device)
+        result["memory_ratio"] = result["reference_peak_bytes"] / max(result["fast_peak_bytes"], 1)
+    return result
+
+
+def precision_check(shape: tuple = (1, 64, 32, 32), modes=None, device=None,
+                    seed: int = 0) -> list[dict]:
+    """How far float32 lands from float64, for the block's fast path and the literal formula.
+
+    For every mode: the largest difference of z from the same block run in float64, relative to
+    the largest ``|z - x|`` (the part the block adds). On CUDA it is measured twice, with cuDNN's
+    TF32 convolutions allowed (PyTorch's default) and forbidden, because the block's four 1x1
+    convolutions (theta, phi, g, W) then round their inputs to 10 mantissa bits. The flags are
+    restored afterwards.
+    """
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    settings = (True, False) if device.type == "cuda" else (None,)
+    saved = torch.backends.cudnn.allow_tf32
+    rows = []
+    try:
+        for mode in modes or MODES:
+            torch.manual_seed(seed)
+            block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device)
+            with torch.no_grad():  # a non-zero W, so that z - x is the whole block's work
+                for p in block.parameters():
+                    p.normal_(0, 0.05)
+            x = torch.randn(shape, device=device)
+            exact = copy.deepcopy(block).double()
+            with torch.no_grad():
+                z64 = exact(x.double())
+                added = (z64 - x.double()).abs().max().item()
+                for tf32 in settings:
+                    if tf32 is not None:
+                        torch.backends.cudnn.allow_tf32 = tf32
+                    fast = block(x).double()
+                    literal = reference.block_forward(block, x)[0].double()
+                    rows.append({"mode": mode, "shape": list(shape), "device": str(device),
+                                 "cudnn_tf32": tf32,
+                                 "fast_error": (fast - z64).abs().max().item() / added,
+                                 "literal_error": (literal - z64).abs().max().item() / added})
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    return rows
+
+
+def compare_variants(shape: tuple, chunk: int = 1024, keep: int = 16, rank_divisor: int = 4,
+                     repeats: int = 3, warmup: int = 1, device=None, dtype=torch.float32,
+                     seed: int = 0) -> list[dict]:
+    """Forward+backward of one embedded-Gaussian block on ``shape`` as the block's own fast path
+    ("full"), the literal N x M formula ("full, literal"), and the variants of
+    :mod:`nlcourse.efficient`: chunked queries (``chunk``), top-k (k = M / ``keep``) and low rank
+    (r = C' / ``rank_divisor``). Each row: median seconds, peak bytes, and the largest difference
+    of z from the full block's (absolute, and relative to the largest ``|z - x|``, the part the block
+    adds), all measured alternately in one process."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    torch.manual_seed(seed)
+    block = NonLocalBlock(shape[1], mode="embedded_gaussian", dimension=len(shape) - 2)
+    block = block.to(device, dtype)
+    with torch.no_grad():  # a non-zero W so that backward reaches every parameter
+        for p in block.parameters():
+            p.normal_(0, 0.05)
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+    M = block.project(x)[1].shape[1]
+    k, rank = max(1, M // keep), max(1, block.inter_channels // rank_divisor)
+    paths = {
+        "full": (block, {}),
+        "full, literal": (lambda t: reference.block_forward(block, t)[0], {}),
+        "chunked": (efficient.make_variant(block, "chunked", chunk=chunk), {"chunk": chunk}),
+        "top_k": (efficient.make_variant(block, "top_k", k=k), {"k": k, "keys": M}),
+        "low_rank": (efficient.make_variant(block, "low_rank", rank=rank),
+                     {"rank": rank, "inter_channels": block.inter_channels}),
+    }
+    with torch.no_grad():
+        z_full = block(x)
+        added = (z_full - x).abs().max().item()
+
+    def step(fn):
+        def run():
+            x.grad = None
+            block.zero_grad(set_to_none=True)
+            fn(x).sum().backward()
+        return run
+
+    steps = {name: step(fn) for name, (fn, _) in paths.items()}
+    for run in steps.values():
+        for _ in range(warmup):
+            run()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, run in steps.items():
+            times[name] += time_call(run, repeats=1, warmup=0, device=device)
+    rows = []
+    for name, (fn, settings) in paths.items():
+        with torch.no_grad():
+            error = (fn(x) - z_full).abs().max().item()
+        rows.append({"variant": name, "shape": list(shape), "settings": settings,
+                     "seconds": statistics.median(times[name]),
+                     "peak_bytes": peak_memory(steps[name], device),
+                     "max_abs_error": error, "relative_error": error / max(added, 1e-30)})
+    for row in rows:
+        row["time_ratio"] = row["seconds"] / rows[0]["seconds"]
+        row["memory_ratio"] = row["peak_bytes"] / max(rows[0]["peak_bytes"], 1)
+    return rows
+
+
+
+# Attention maps
 
 def _centres(grid: tuple[int, int], image_size: tuple[float, float]) -> Tensor:
     """Pixel coordinates (row, col) of the centres of a grid's cells laid over the image: (n, 2)."""

@@ -17,8 +17,11 @@ from torch import Tensor, nn
 
 from ._modes import check_mode
 from .blocks import NonLocalBlock, NonLocalBlock2d
+from .efficient import LowRankNonLocal, WithOp
+from .models import SpaceTimeNonLocal
 
-__all__ = ["add_nonlocal", "paper_placement", "nonlocal_blocks", "nonlocal_maps", "SmallResNet"]
+__all__ = ["add_nonlocal", "paper_placement", "BLOCK_KINDS", "nonlocal_blocks", "nonlocal_maps",
+           "SmallResNet"]
 
 STAGES = {2: "layer1", 3: "layer2", 4: "layer3", 5: "layer4"}
 _PAPER_COUNTS = {3: 2, 4: 3}
@@ -98,19 +101,33 @@ def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embe
     return model
 
 
-def nonlocal_blocks(model: nn.Module) -> list[tuple[str, NonLocalBlock2d]]:
-    """(name, block) for every non-local block in ``model``, in order."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, NonLocalBlock2d)]
+# Every kind of non-local block the package defines: the block (1-D, 2-D, 3-D), the space-time
+# block of the video network, and the cheaper variants of nlcourse.efficient.
+BLOCK_KINDS = (NonLocalBlock, SpaceTimeNonLocal, WithOp, LowRankNonLocal)
+_WITH_MAPS = (NonLocalBlock, SpaceTimeNonLocal)  # the variants compute no map
+
+
+def nonlocal_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, block) for every non-local block in ``model``, in order: any of
+    :data:`BLOCK_KINDS`, counted once (a space-time block or a variant wraps a block of its own,
+    which is not listed again)."""
+    found = []
+    for name, module in model.named_modules():
+        inside = any(name.startswith(f"{outer}.") or outer == "" for outer, _ in found)
+        if isinstance(module, BLOCK_KINDS) and not inside:
+            found.append((name, module))
+    return found
 
 
 def nonlocal_maps(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
-    """{name: (B, N, M) map} of every non-local block of ``model`` on input ``x``, in order.
+    """{name: map} of every non-local block of ``model`` on input ``x``, in order: (B, N, M) for a
+    block, shaped by the variant for a space-time block (:class:`~nlcourse.models.SpaceTimeNonLocal`).
 
-    Works on any model, including those :func:`~nlcourse.models.add_nonlocal` built, whose
-    forward knows nothing of maps: each block's input is caught by a hook during one forward
-    pass, and the block is run again on it with ``return_nl_map=True``."""
+    Works on any model, including those :func:`add_nonlocal` built, whose forward knows nothing of
+    maps: each block's input is caught by a hook during one forward pass, and the block is run
+    again on it with ``return_nl_map=True``. The cheaper variants compute no map and are left out."""
     inputs, hooks = {}, []
-    blocks = [(name, m) for name, m in model.named_modules() if isinstance(m, NonLocalBlock)]
+    blocks = [(name, m) for name, m in nonlocal_blocks(model) if isinstance(m, _WITH_MAPS)]
     for name, block in blocks:
         hooks.append(block.register_forward_pre_hook(
             lambda module, args, name=name: inputs.__setitem__(name, args[0].detach())))
@@ -130,14 +147,14 @@ class SmallResNet(nn.Module):
     (1, 2, 2, 2), so res2 .. res5 see 28, 14, 7 and 4 positions per side; then global average
     pooling and a linear classifier. ``depth=2`` is ResNet-18's block count.
 
-    Because the layout is torchvision's, :func:`~nlcourse.models.add_nonlocal` places blocks in
+    Because the layout is torchvision's, :func:`add_nonlocal` places blocks in
     it exactly as in a ResNet-50.
     """
 
     def __init__(self, width: int = 16, depth: int = 2, in_channels: int = 1,
                  num_classes: int = 10):
         super().__init__()
-        from torchvision.models.resnet import BasicBlock  # heavy: only when a ResNet is built
+        from torchvision.models.resnet import BasicBlock  # heavy: import nlcourse stays light
 
         for name, value in (("width", width), ("depth", depth), ("in_channels", in_channels),
                             ("num_classes", num_classes)):

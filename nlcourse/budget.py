@@ -1,8 +1,10 @@
-"""Three training budgets, one table: smoke (CI, seconds), quick (2 CPU cores, minutes), full.
+"""Three training budgets: smoke (CI, seconds), quick (2 CPU cores, minutes), full (a GPU).
 
-Every notebook and training run reads its budget here, from an explicit name or from the
-``NLCOURSE_BUDGET`` environment variable; the default is ``full`` on a CUDA machine, else
-``quick``.
+Each lab keeps its own table of the three (``nlcourse.labs.<lab>.BUDGETS``), all of one shape:
+:func:`table` builds it and checks it. The name is resolved once, where a run starts (the
+command line or a lab's ``setup``), by :func:`resolve`: an explicit name, else
+``$NLCOURSE_BUDGET``, else ``full`` on a CUDA machine and ``quick`` without. Everything below
+that takes the resolved :class:`Budget` object.
 """
 
 from __future__ import annotations
@@ -12,95 +14,87 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["Budget", "BUDGETS", "LONG_RANGE", "SPACETIME", "FASHION", "get_budget"]
+__all__ = ["Budget", "NAMES", "PURPOSE", "table", "resolve_name", "resolve"]
+
+NAMES = ("smoke", "quick", "full")
 
 
 @dataclass(frozen=True)
 class Budget:
+    """How long and on how much data one lab trains: what :func:`nlcourse.train.fit` needs."""
+
     name: str
     epochs: int
     batch_size: int
-    optimizer: str          # "adam" or "adamw"
-    lr: float               # the constant rate, or the peak of the one-cycle schedule
-    schedule: str           # "constant" or "onecycle"
-    weight_decay: float = 0.0
+    # The course's recipe for 2 CPU cores (AdamW, one-cycle to a peak of 3e-3) unless a lab's
+    # table says otherwise, as the MNIST lab's full budget does (the public demo's Adam 1e-3).
+    optimizer: str = "adamw"        # "adam" or "adamw"
+    lr: float = 3e-3                # the constant rate, or the peak of the one-cycle schedule
+    schedule: str = "onecycle"      # "constant" or "onecycle"
+    weight_decay: float = 1e-4
     train_size: int | None = None   # None: the whole training split
     test_size: int | None = None
     description: str = ""
+
+    def __post_init__(self):
+        if self.name not in NAMES:
+            raise ValueError(f"a budget's name must be one of {', '.join(map(repr, NAMES))}; "
+                             f"got {self.name!r}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw'; got {self.optimizer!r}")
+        if self.schedule not in ("constant", "onecycle"):
+            raise ValueError(f"schedule must be 'constant' or 'onecycle'; got {self.schedule!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-BUDGETS = {
-    "smoke": Budget("smoke", epochs=1, batch_size=64, optimizer="adamw", lr=3e-3,
-                    schedule="onecycle", weight_decay=1e-4, train_size=4096, test_size=1024,
-                    description="seconds: a 4,096-image subset, one epoch; checks that it runs, "
-                                "not how well it learns"),
-    "quick": Budget("quick", epochs=2, batch_size=128, optimizer="adamw", lr=3e-3,
-                    schedule="onecycle", weight_decay=1e-4,
-                    description="minutes on 2 CPU cores: full MNIST, 2 epochs, AdamW with a "
-                                "one-cycle learning rate"),
-    "full": Budget("full", epochs=10, batch_size=128, optimizer="adam", lr=1e-3,
-                   schedule="constant",
-                   description="the reference recipe: full MNIST, 10 epochs, batch 128, "
-                               "Adam 1e-3 (a GPU/Colab budget)"),
-}
+# What each budget is for; a lab's table adds what its budgets train on.
+PURPOSE = {"smoke": "seconds: checks that it runs, not how well it learns",
+           "quick": "minutes on 2 CPU cores", "full": "a GPU budget"}
 
 
-def get_budget(budget: str | Budget | None = None) -> Budget:
-    """The named budget, else ``$NLCOURSE_BUDGET``, else ``full`` with CUDA and ``quick`` without."""
-    if isinstance(budget, Budget):
-        return budget
+def _describe(name: str, examples: str, settings: dict) -> str:
+    size = settings.get("train_size")
+    parts = [f"{'all' if size is None else f'{size:,}'} {examples}",
+             f"{settings['epochs']} epoch{'s' if settings['epochs'] > 1 else ''}",
+             f"batch {settings['batch_size']}"]
+    if settings.get("schedule", "onecycle") == "constant":
+        parts.append(f"{settings['optimizer'].replace('adamw', 'AdamW').replace('adam', 'Adam')} "
+                     f"{settings['lr']:.0e} at a constant rate".replace("e-0", "e-"))
+    note = settings.get("note")
+    return f"{PURPOSE[name]}: {', '.join(parts)}" + (f" ({note})" if note else "")
+
+
+def table(examples: str, **budgets: dict) -> dict[str, Budget]:
+    """A lab's budgets, ``{name: Budget}``, from the settings of each of smoke, quick and full
+    (``smoke=dict(epochs=1, batch_size=64, train_size=512, ...)``; ``note`` adds a remark).
+    ``examples`` names what the lab trains on ("MNIST training images"): each description is
+    written from the settings, so that it cannot disagree with them."""
+    if sorted(budgets) != sorted(NAMES):
+        raise ValueError(f"a budget table needs exactly one of each of {', '.join(NAMES)}; "
+                         f"got {', '.join(budgets) or 'none'}")
+    return {name: Budget(name, **{k: v for k, v in budgets[name].items() if k != "note"},
+                         description=_describe(name, examples, budgets[name]))
+            for name in NAMES}
+
+
+def resolve_name(budget: str | None = None) -> str:
+    """The budget's name: ``budget``, else ``$NLCOURSE_BUDGET``, else by hardware."""
     source = "budget"
     if budget is None:
         budget, source = os.environ.get("NLCOURSE_BUDGET") or None, "NLCOURSE_BUDGET"
     if budget is None:
-        return BUDGETS["full" if torch.cuda.is_available() else "quick"]
-    if budget not in BUDGETS:
-        raise ValueError(f"{source} must be one of {', '.join(map(repr, BUDGETS))}; got {budget!r}")
-    return BUDGETS[budget]
+        return "full" if torch.cuda.is_available() else "quick"
+    if budget not in NAMES:
+        raise ValueError(f"{source} must be one of {', '.join(map(repr, NAMES))}; got {budget!r}")
+    return budget
 
 
-# The long-range lab trains on 64 x 64 canvases (notebooks/05_long_range): its own sizes per budget.
-LONG_RANGE = {
-    "smoke": Budget("smoke", epochs=1, batch_size=64, optimizer="adamw", lr=3e-3,
-                    schedule="onecycle", weight_decay=1e-4, train_size=512, test_size=256,
-                    description="seconds: 512 canvases, one epoch; too little to learn the task"),
-    "quick": Budget("quick", epochs=2, batch_size=64, optimizer="adamw", lr=3e-3,
-                    schedule="onecycle", weight_decay=1e-4, train_size=10000, test_size=2000,
-                    description="minutes on 2 CPU cores: 10,000 canvases, 2 epochs"),
-    "full": Budget("full", epochs=5, batch_size=64, optimizer="adamw", lr=3e-3,
-                   schedule="onecycle", weight_decay=1e-4, train_size=60000, test_size=10000,
-                   description="60,000 canvases, 5 epochs (a GPU budget)"),
-}
-
-
-# The space-time lab trains on moving-digit clips (notebooks/06_spacetime): its own sizes per budget.
-SPACETIME = {
-    "smoke": Budget("smoke", epochs=1, batch_size=64, optimizer="adamw", lr=3e-3,
-                    schedule="onecycle", weight_decay=1e-4, train_size=256, test_size=128,
-                    description="seconds: 256 clips, one epoch; too little to learn the task"),
-    "quick": Budget("quick", epochs=3, batch_size=64, optimizer="adamw", lr=3e-3,
-                    schedule="onecycle", weight_decay=1e-4, train_size=8000, test_size=2000,
-                    description="minutes on 2 CPU cores: 8,000 clips, 3 epochs"),
-    "full": Budget("full", epochs=8, batch_size=64, optimizer="adamw", lr=3e-3,
-                   schedule="onecycle", weight_decay=1e-4, train_size=50000, test_size=10000,
-                   description="50,000 clips, 8 epochs (a GPU budget)"),
-}
-
-
-# The ResNet lab trains a small ResNet on Fashion-MNIST (notebooks/07_resnet_nonlocal).
-FASHION = {
-    "smoke": Budget("smoke", epochs=1, batch_size=64, optimizer="adamw", lr=3e-3,
-                    schedule="onecycle", weight_decay=1e-4, train_size=1024, test_size=512,
-                    description="seconds: 1,024 Fashion-MNIST images, one epoch; checks that it "
-                                "runs, not how well it learns"),
-    "quick": Budget("quick", epochs=2, batch_size=128, optimizer="adamw", lr=3e-3,
-                    schedule="onecycle", weight_decay=1e-4, train_size=20000, test_size=None,
-                    description="minutes on 2 CPU cores: 20,000 Fashion-MNIST training images, "
-                                "2 epochs, the whole 10,000-image test split"),
-    "full": Budget("full", epochs=10, batch_size=128, optimizer="adamw", lr=3e-3,
-                   schedule="onecycle", weight_decay=1e-4,
-                   description="all 60,000 Fashion-MNIST training images, 10 epochs (a GPU budget)"),
-}
+def resolve(budgets: dict[str, Budget], budget: str | Budget | None = None) -> Budget:
+    """The entry of a lab's table for ``budget``: a name, or None for :func:`resolve_name`. A
+    :class:`Budget` is returned as it is (a test's or a reader's own settings; the run record
+    keeps its every setting)."""
+    if isinstance(budget, Budget):
+        return budget
+    return budgets[resolve_name(budget)]

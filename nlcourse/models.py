@@ -12,11 +12,10 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ._modes import check_mode
-from .backbones import add_nonlocal
 from .blocks import NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
 
-__all__ = ["MNISTNet", "LongRangeNet", "receptive_field", "VARIANTS", "SpaceTimeNonLocal",
-           "VideoNet", "add_nonlocal"]
+__all__ = ["MNISTNet", "LongRangeNet", "receptive_field", "SPACETIME_VARIANTS",
+           "SpaceTimeNonLocal", "VideoNet"]
 
 
 def _through(block, h: Tensor, return_nl_maps: bool, maps: list) -> Tensor:
@@ -136,7 +135,7 @@ def receptive_field(layers, axis: int = 0) -> tuple[int, int]:
 
 
 # The paper's Table 2d: where a block's attention may reach in a (T, H, W) feature map.
-VARIANTS = ("space", "time", "spacetime")
+SPACETIME_VARIANTS = ("space", "time", "spacetime")
 
 
 class SpaceTimeNonLocal(nn.Module):
@@ -156,8 +155,8 @@ class SpaceTimeNonLocal(nn.Module):
     def __init__(self, channels: int, variant: str = "spacetime",
                  mode: str = "embedded_gaussian", **block_kwargs):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(map(repr, VARIANTS))}; "
+        if variant not in SPACETIME_VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(map(repr, SPACETIME_VARIANTS))}; "
                              f"got {variant!r}")
         self.variant = variant
         if variant == "space":
@@ -211,9 +210,9 @@ class VideoNet(nn.Module):
     def __init__(self, variant: str | None = "spacetime", mode: str = "embedded_gaussian",
                  widths: tuple[int, int, int] = (8, 24, 48), **block_kwargs):
         super().__init__()
-        if variant is not None and variant not in VARIANTS:
+        if variant is not None and variant not in SPACETIME_VARIANTS:
             raise ValueError(f"variant must be None (no block) or one of "
-                             f"{', '.join(map(repr, VARIANTS))}; got {variant!r}")
+                             f"{', '.join(map(repr, SPACETIME_VARIANTS))}; got {variant!r}")
         self.variant = variant
         self.mode = check_mode(mode)
         c1, c2, c3 = widths

@@ -11,7 +11,8 @@ f / C(x) when ``need_map`` is true, else ``None`` and then the kernel may avoid 
   (B, 2C', N, M) tensor; without the map, sorting b turns the sum over j into suffix sums,
   O((N + M) log M) instead of O(N M).
 
-The book derives each of these (chapters on the pairwise functions and on performance).
+The book derives each of these: the chapters on the four pairwise functions (``book/gaussian.md``
+... ``book/concatenation.md``) and on their cost (``book/complexity.md``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = ["softmax_attention", "dot_product", "concatenation", "nonlocal_op",
 # On the CPU, below this many (batch x query x key) pairs the plain softmax(q k^T) v is faster
 # than the fused kernel and its N x M matrix is small (16 MiB in float32); above it the fused
 # kernel wins on memory, and for the embedded Gaussian on time. Measured with
-# `python -m nlcourse bench` (book chapter on complexity); on a GPU the fused kernel always runs.
+# `python -m nlcourse bench paths` (book/complexity.md); on a GPU the fused kernel always runs.
 MATERIALISE_MAX_PAIRS = 2 ** 22
 
 

@@ -1,15 +1,15 @@
-"""Training and evaluation for the labs: devices, seeds, mixed precision, progress, metrics files.
+"""The generic training loop: devices, seeds, mixed precision, progress, checkpoints.
 
-The data stays in memory as tensors (MNIST is 47 MB) and is batched by index, which is faster on
-2 CPU cores than a DataLoader with per-image transforms. ``train_mnist`` is what the command line
-``python -m nlcourse train`` runs; ``fit`` and ``evaluate`` are the pieces the notebooks reuse.
+It knows no data set and no lab: :func:`fit` trains any network on any data object that holds
+``train_images``/``train_labels``/``test_images``/``test_labels`` tensors, under a resolved
+:class:`~nlcourse.budget.Budget`. The data stays in memory as tensors (MNIST is 47 MB) and is
+batched by index, which is faster on 2 CPU cores than a DataLoader with per-image transforms.
+The labs (``nlcourse.labs``) build the networks and the data, and write the results.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import distributed
-from .budget import Budget, get_budget
-from .data import MNISTData, load_mnist
-from .models import MNISTNet
+from tqdm.auto import tqdm
 
-__all__ = ["set_seed", "pick_device", "precision", "evaluate", "fit", "batch_plan", "train_mnist",
-           "load_checkpoint", "load_or_train", "count_parameters"]
+from . import distributed
+from .budget import Budget
+
+__all__ = ["set_seed", "pick_device", "precision", "evaluate", "fit", "batch_plan",
+           "save_checkpoint", "load_checkpoint"]
 
 
 def set_seed(seed: int) -> None:
@@ -50,25 +50,22 @@ def pick_device(device: str | torch.device | None = None, verbose: bool = False)
     return torch.device("cpu")
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA where supported, fp16 otherwise; nothing on the CPU."""
-    if not enabled or device.type != "cuda":
-        return nullcontext(), None
-    if torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16), None
-    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
-
-
 def precision(device: torch.device, amp: bool = True) -> str:
     """The arithmetic :func:`fit` trains in, as recorded in the metrics: float32 on the CPU,
     autocast to bf16 (or fp16 with a gradient scaler) on CUDA unless ``amp`` is off."""
     if not amp or device.type != "cuda":
         return "float32"
     return "bf16 autocast" if torch.cuda.is_bf16_supported() else "fp16 autocast, GradScaler"
+
+
+def _autocast(device: torch.device, enabled: bool):
+    """The autocast context and gradient scaler for :func:`precision`'s choice."""
+    chosen = precision(device, enabled)
+    if chosen == "float32":
+        return nullcontext(), None
+    if chosen == "bf16 autocast":
+        return torch.autocast("cuda", dtype=torch.bfloat16), None
+    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None):
@@ -146,10 +143,11 @@ def _optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
     return opt, sched
 
 
-def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
+def fit(model: nn.Module, data, budget: Budget,
         device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
         amp: bool = True, log=print, scale_batch: bool = False, epoch_hook=None) -> list[dict]:
-    """Train ``model`` on ``data`` under ``budget``; evaluate on the test split after each epoch.
+    """Train ``model`` on ``data`` under ``budget`` (resolved: a :class:`~nlcourse.budget.Budget`);
+    evaluate on the test split after each epoch.
 
     Returns the history, one dict per epoch: ``epoch``, ``train_loss``, ``test_loss``,
     ``test_accuracy``, ``seconds`` (training time of that epoch, evaluation excluded).
@@ -160,9 +158,9 @@ def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
     progress. ``scale_batch``: see :func:`batch_plan`. ``epoch_hook(epoch)``, if given, is called at
     the start of every epoch (1-based), for example :class:`nlcourse.efficient.progressive`.
     """
-    from tqdm.auto import tqdm
-
-    budget = get_budget(budget)
+    if not isinstance(budget, Budget):
+        raise TypeError(f"budget must be a resolved nlcourse.budget.Budget (a lab's BUDGETS[name], "
+                        f"or the first result of its setup(...)); got {budget!r}")
     device = pick_device(device)
     ctx = distributed.current()
     plan = batch_plan(budget, ctx.world_size, scale_batch)
@@ -173,9 +171,6 @@ def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
     model.to(device).train()
     n = len(data.train_labels)
     if ctx.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-        from torch.utils.data import DistributedSampler
-
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                       else None)
         sampler = DistributedSampler(range(n), num_replicas=ctx.world_size, rank=ctx.rank,
@@ -229,123 +224,20 @@ def fit(model: nn.Module, data: MNISTData, budget: Budget | str | None = None,
     return history
 
 
-def git_commit() -> str | None:
-    """HEAD of the repository this package lives in, with "-dirty" if the package has uncommitted
-    changes; None outside a git checkout (an installed copy)."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=here, timeout=5).stdout.strip()
-        if len(head) != 40:  # not a checkout, or no commit yet
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)],
-                               capture_output=True, text=True, cwd=here, timeout=5).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def train_mnist(mode: str | None = "embedded_gaussian", budget: Budget | str | None = None,
-                seed: int = 0, out: str | Path | None = None,
-                device: torch.device | str | None = None, data: MNISTData | None = None,
-                progress: bool = True, log=print, command: str | None = None,
-                scale_batch: bool = False, model: nn.Module | None = None,
-                epoch_hook=None) -> dict:
-    """Train :class:`~nlcourse.MNISTNet` and return its metrics; with ``out``, also write
-    ``out/model.pt`` and ``out/metrics.json``.
-
-    ``model``: a network to train instead of ``MNISTNet(mode)`` (built by the caller, after
-    seeding; ``mode`` then only labels the metrics), for example one whose blocks were swapped for
-    a cheaper variant; ``epoch_hook`` is passed to :func:`fit`.
-
-    The metrics record where every number came from: budget, data source and sizes, device,
-    torch version, seed, git commit, and the number of processes. Under ``torchrun`` every rank
-    trains and only rank 0 writes; ``rank_parameter_digests`` holds each rank's final weights'
-    SHA-256, which must all be equal.
-    """
-    budget = get_budget(budget)
-    device = pick_device(device)
-    ctx = distributed.current()
-    log = log if ctx.is_main else None
-    if data is None:
-        if ctx.distributed and not ctx.is_main:
-            torch.distributed.barrier()  # rank 0 downloads, if anything is missing, alone
-        data = load_mnist()
-        if ctx.distributed and ctx.is_main:
-            torch.distributed.barrier()
-    data = data.subset(budget.train_size, budget.test_size, seed=0)
-    plan = batch_plan(budget, ctx.world_size, scale_batch)
-    if log:
-        log(f"budget {budget.name}: {budget.description}")
-        log(f"data: {data.describe()}")
-        log(f"device: {device}" + (f", {ctx.world_size} processes ({ctx.backend}), global batch "
-                                   f"{plan['global_batch_size']}, learning rate {plan['lr']:g}"
-                                   if ctx.distributed else ""))
-    if model is None:
-        set_seed(seed)
-        model = MNISTNet(mode)
-    history = fit(model, data, budget, device=device, seed=seed, progress=progress, log=log,
-                  scale_batch=scale_batch, epoch_hook=epoch_hook)
-    metrics = {
-        "mode": mode if mode is not None else "none",
-        "test_accuracy": history[-1]["test_accuracy"],
-        "epochs": budget.epochs,
-        "train_seconds": sum(h["seconds"] for h in history),
-        "params": count_parameters(model),
-        "budget": budget.name,
-        "budget_settings": budget.as_dict(),
-        "data_source": data.source,
-        "data_description": data.describe(),
-        "n_train": len(data.train_labels),
-        "n_test": len(data.test_labels),
-        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "precision": precision(device),
-        "seed": seed,
-        "world_size": ctx.world_size,
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": command,
-        "history": history,
-    }
-    if ctx.distributed:
-        metrics.update(plan, backend=ctx.backend,
-                       rank_parameter_digests=distributed.gather_objects(
-                           distributed.parameter_digest(model)))
-    if out is not None and ctx.is_main:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        torch.save({"mode": metrics["mode"], "state_dict": model.state_dict()}, out / "model.pt")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> MNISTNet:
-    """Rebuild the :class:`~nlcourse.MNISTNet` saved by :func:`train_mnist` (``weights_only`` load)."""
+def save_checkpoint(path: str | Path, net: nn.Module, **meta) -> Path:
+    """Save ``net``'s weights with ``meta`` (what is needed to rebuild it: plain values only,
+    so that :func:`load_checkpoint` can read it with ``weights_only=True``)."""
     path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**meta, "state_dict": net.state_dict()}, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The dict :func:`save_checkpoint` wrote (``state_dict`` and the meta), read safely
+    (``weights_only=True``: no code in the file runs)."""
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: train one first, for example "
-                                f"'python -m nlcourse train --out {path.parent}'")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    mode = checkpoint["mode"]
-    model = MNISTNet(None if mode == "none" else mode)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
-
-
-def load_or_train(mode: str | None = "embedded_gaussian", budget: Budget | str | None = None,
-                  seed: int = 0, runs_dir: str | Path = "runs", device=None, data=None,
-                  progress: bool = True) -> tuple[MNISTNet, dict]:
-    """The model trained with these settings: loaded from ``runs_dir`` when an earlier run (another
-    lab, say) saved it, trained and saved otherwise. Returns (model in eval mode, metrics)."""
-    budget = get_budget(budget)
-    out = Path(runs_dir) / f"{mode or 'none'}-{budget.name}-seed{seed}"
-    if (out / "model.pt").exists() and (out / "metrics.json").exists():
-        print(f"loading the model trained earlier from {out}")
-        return load_checkpoint(out), json.loads((out / "metrics.json").read_text())
-    metrics = train_mnist(mode, budget=budget, seed=seed, out=out, device=device, data=data,
-                          progress=progress)
-    return load_checkpoint(out), metrics
+                                f"'python -m nlcourse train mnist --out {path.parent}'")
+    return torch.load(path, map_location=map_location, weights_only=True)

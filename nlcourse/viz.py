@@ -8,6 +8,7 @@ cards instead of dark text on a dark page.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 __all__ = ["use_style", "block_diagram", "map_geometry", "key_weights_on_image", "query_centre",
            "attention_overlay", "interactive_query_figure", "offline_html", "map_explorer",
@@ -16,7 +17,7 @@ __all__ = ["use_style", "block_diagram", "map_geometry", "key_weights_on_image",
 
 def use_style() -> None:
     """One look for every figure: opaque white background, readable sizes, no top/right spines."""
-    import matplotlib as mpl
+    import matplotlib as mpl  # heavy: import nlcourse stays light
 
     mpl.rcParams.update({
         "figure.facecolor": "white", "savefig.facecolor": "white", "axes.facecolor": "white",
@@ -28,8 +29,8 @@ def use_style() -> None:
 
 def block_diagram(C: int = 64, H: int = 14, W: int = 14, mode: str = "embedded_gaussian"):
     """The non-local block as boxes and arrows, each tensor labelled with its shape."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # heavy: import nlcourse stays light
 
     Cp, N, M = C // 2, H * W, (H // 2) * (W // 2)
     fig, ax = plt.subplots(figsize=(8.6, 6.2))
@@ -122,7 +123,7 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     The colour scale runs from this map's smallest to its largest weight (normalised per map,
     never cast to 8 bits, which would wrap negative dot-product weights around).
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
 
     image = np.asarray(image, dtype=np.float64)
     painted = key_weights_on_image(weights, geometry, image.shape[0])
@@ -148,7 +149,7 @@ def interactive_query_figure(image, nl_map, title: str = ""):
 
     ``nl_map`` is one image's (N, M) map. Returns the figure; ``offline_html(fig)`` embeds it.
     """
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # heavy: import nlcourse stays light
 
     nl_map = np.asarray(nl_map, dtype=np.float64)
     geometry = map_geometry(*nl_map.shape, image_size=np.asarray(image).shape[0])
@@ -184,16 +185,15 @@ def _cross(r: float, c: float, size: int) -> dict:
 
 def offline_html(fig):
     """Display a plotly figure with plotly.js embedded in the page (no CDN, works offline)."""
-    from IPython.display import HTML
+    from IPython.display import HTML  # heavy: import nlcourse stays light
 
     return HTML(fig.to_html(include_plotlyjs=True, full_html=False))
 
 
 def map_explorer(model, images, labels=None):
     """An ipywidgets explorer for live notebooks: image, block and query (row, column) sliders."""
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    import torch
+    import ipywidgets as widgets  # heavy: import nlcourse stays light
+    import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
 
     with torch.no_grad():
         _, maps = model(images, return_nl_maps=True)
@@ -219,7 +219,7 @@ def map_explorer(model, images, labels=None):
 
 def scaling_plot(rows: list[dict], x_key: str = "positions"):
     """Time and peak memory against the number of positions, reference and fast, every mode."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
 
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))

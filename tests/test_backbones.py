@@ -9,7 +9,7 @@ torchvision = pytest.importorskip("torchvision")
 
 from nlcourse import NonLocalBlock2d  # noqa: E402
 from nlcourse.backbones import nonlocal_blocks, paper_placement  # noqa: E402
-from nlcourse.models import add_nonlocal  # noqa: E402
+from nlcourse.backbones import add_nonlocal  # noqa: E402
 
 
 def trained_like(model):
@@ -123,33 +123,62 @@ def test_nonlocal_maps_are_the_blocks_own_maps():
 
 
 def test_build_resnet_puts_one_block_before_the_last_residual_block_of_a_stage():
-    from nlcourse.resnets import RESNET_MODELS, build_resnet
+    from nlcourse.labs.resnet import MODELS, build
 
-    assert nonlocal_blocks(build_resnet("none")) == []
-    for model in RESNET_MODELS[1:]:
-        net = build_resnet(model)
+    assert nonlocal_blocks(build("none")) == []
+    for model in MODELS[1:]:
+        net = build(model)
         k = int(model[3:]) - 1
         (name, block), = nonlocal_blocks(net)
         assert name == f"layer{k}.0.1"         # after residual block 1 of 2 = before the last
         assert block.in_channels == 8 * 2 ** (k - 1)
     with pytest.raises(ValueError, match="model must be one of 'none', 'res2'"):
-        build_resnet("res6")
+        build("res6")
 
 
-def test_resnet_sweep_writes_one_file_per_run_with_its_provenance(tmp_path, monkeypatch):
-    import nlcourse.data
+def test_resnet_sweep_writes_one_file_per_run_with_its_provenance(tmp_path):
+    import dataclasses
+
     from nlcourse.data import FASHION
-    from nlcourse.resnets import run_resnet_sweep
+    from nlcourse.labs import resnet
+    from nlcourse.provenance import missing_fields
 
     from .test_train import tiny_data
 
-    monkeypatch.setattr(nlcourse.data, "load_fashion_mnist", lambda: tiny_data(1100, 600, source=FASHION))
-    results = run_resnet_sweep(("none", "res3"), seeds=(1,), budget="smoke", out_dir=tmp_path,
-                               progress=False, log=None)
+    fashion = tiny_data(1100, 600, source=FASHION)
+    lab = dataclasses.replace(resnet.LAB, load_data=lambda b: resnet.load_data(b, fashion))
+    results = lab.sweep(("none", "res3"), (1,), resnet.BUDGETS["smoke"], tmp_path,
+                        progress=False, log=None)
+    assert all(missing_fields(r) == [] for r in results)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["none_seed1.json", "res3_seed1.json"]
     assert [r["model"] for r in results] == ["none", "res3"]
     assert results[1]["params"] > results[0]["params"]
     assert results[1]["flops_per_image"] > results[0]["flops_per_image"]
     assert results[0]["data_source"] == "fashion-mnist-subset"  # the smoke budget's 1,024 images
-    assert results[0]["command"] == (f"python -m nlcourse resnet-sweep --models none --seeds 1 "
+    assert results[0]["command"] == (f"python -m nlcourse sweep resnet --models none --seeds 1 "
                                      f"--budget smoke --out {tmp_path}")
+
+
+def test_nonlocal_blocks_finds_every_kind_the_package_defines():
+    from torch import nn
+
+    from nlcourse import NonLocalBlock, NonLocalBlock1d, NonLocalBlock3d
+    from nlcourse.backbones import BLOCK_KINDS
+    from nlcourse.efficient import make_variant
+    from nlcourse.models import SpaceTimeNonLocal
+
+    one_of_each = {
+        "d1": NonLocalBlock1d(4), "d2": NonLocalBlock2d(4), "d3": NonLocalBlock3d(4),
+        "any": NonLocalBlock(4, dimension=2, mode="concatenation"),
+        "spacetime": SpaceTimeNonLocal(4, "time"),
+        "chunked": make_variant(NonLocalBlock2d(4), "chunked", chunk=2),
+        "top_k": make_variant(NonLocalBlock2d(4), "top_k", k=2),
+        "low_rank": make_variant(NonLocalBlock2d(4), "low_rank", rank=1),
+    }
+    model = nn.ModuleDict({"inner": nn.ModuleDict(one_of_each), "conv": nn.Conv2d(4, 4, 1)})
+    found = nonlocal_blocks(model)
+    # each counted once: the block inside a space-time block or a variant is not listed again
+    assert [name for name, _ in found] == [f"inner.{k}" for k in one_of_each]
+    assert {type(m) for _, m in found} == {type(m) for m in one_of_each.values()}
+    assert all(isinstance(m, BLOCK_KINDS) for _, m in found)
+    assert nonlocal_blocks(one_of_each["spacetime"]) == [("", one_of_each["spacetime"])]

@@ -1,4 +1,5 @@
-"""The benchmark runs end to end on tiny sizes and writes its JSON; timings are not asserted."""
+"""The benchmarks run end to end on tiny sizes and write their JSON with the run record;
+timings are not asserted."""
 
 import json
 import subprocess
@@ -7,26 +8,28 @@ import sys
 import torch
 
 from nlcourse import MODES
-from nlcourse.bench import compare_paths, count_flops, precision_check, reference_bytes
+from nlcourse.analysis import compare_paths, count_flops, precision_check, reference_bytes
+from nlcourse.provenance import missing_fields
 
 
 def test_bench_command_writes_json(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "nlcourse", "bench", "--sizes", "1x8x8x8", "1x8x2x4x4",
+        [sys.executable, "-m", "nlcourse", "bench", "paths", "--sizes", "1x8x8x8", "1x8x2x4x4",
          "--repeats", "2", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    result = json.loads((tmp_path / "bench.json").read_text())
+    result = json.loads((tmp_path / "paths.json").read_text())
+    assert missing_fields(result) == [] and result["lab"] == "bench" and result["model"] == "paths"
     machine = result["machine"]
     assert {"device", "threads", "torch_version", "matmul_gflops", "date"} <= machine.keys()
-    assert machine["matmul_gflops"] > 0 and result["command"].startswith("python -m nlcourse bench")
+    assert machine["matmul_gflops"] > 0 and result["command"].startswith("python -m nlcourse bench paths")
     assert len(result["rows"]) == 2 * 4
     for row in result["rows"]:
         for key in ("reference_seconds", "fast_seconds", "speedup", "reference_peak_bytes",
                     "fast_peak_bytes", "memory_ratio", "fast_flops", "reference_flops",
                     "fast_gflops_per_s", "threads", "device", "torch_version"):
             assert key in row, key
-    assert (tmp_path / "bench.png").stat().st_size > 0
-    assert [r["mode"] for r in result["precision"]] == list(MODES)  # one row per mode on a CPU
+    assert (tmp_path / "paths.png").stat().st_size > 0
+    assert [r["mode"] for r in result["float32_error"]] == list(MODES)  # one row per mode on a CPU
     assert {"cudnn_allow_tf32", "matmul_allow_tf32"} <= machine.keys()
 
 
@@ -41,7 +44,8 @@ def test_float32_is_close_to_float64_on_the_cpu():
 
 
 def test_bad_size_is_explained():
-    proc = subprocess.run([sys.executable, "-m", "nlcourse", "bench", "--sizes", "64x64"],
+    proc = subprocess.run([sys.executable, "-m", "nlcourse", "bench", "paths", "--sizes", "64x64",
+                           "--out", "unused"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "BxCxHxW" in proc.stderr
 

@@ -9,14 +9,13 @@ import sys
 
 import pytest
 
-from nlcourse.budget import get_budget
-from nlcourse.data import load_mnist
 from nlcourse.distributed import Context, parameter_digest, shard
-from nlcourse.train import batch_plan, evaluate, load_checkpoint
+from nlcourse.labs import mnist
+from nlcourse.train import batch_plan, evaluate
 
 
 def test_batch_plan_splits_the_global_batch_or_scales_it():
-    quick = get_budget("quick")
+    quick = mnist.BUDGETS["quick"]
     assert batch_plan(quick, 1) == {"world_size": 1, "per_process_batch_size": 128,
                                     "global_batch_size": 128, "lr": quick.lr, "scale_batch": False}
     assert batch_plan(quick, 4)["per_process_batch_size"] == 32
@@ -40,7 +39,7 @@ def two_process_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "nlcourse", "train", "--budget", "smoke", "--mode", "embedded_gaussian",
+           "-m", "nlcourse", "train", "mnist", "--budget", "smoke", "--model", "embedded_gaussian",
            "--out", str(out), "--no-progress"]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -54,22 +53,21 @@ def test_both_ranks_finish_and_only_rank_0_writes(two_process_run):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["backend"] == "gloo"
     assert metrics["global_batch_size"] == 64 and metrics["per_process_batch_size"] == 32
-    assert metrics["command"].startswith("torchrun --nproc_per_node=2 -m nlcourse train")
+    assert metrics["command"].startswith("torchrun --nproc_per_node=2 -m nlcourse train mnist")
 
 
 def test_ranks_end_with_identical_weights_and_the_checkpoint_is_rank_0s(two_process_run):
     out, _ = two_process_run
     digests = json.loads((out / "metrics.json").read_text())["rank_parameter_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
-    assert parameter_digest(load_checkpoint(out)) == digests[0]
+    assert parameter_digest(mnist.load(out)) == digests[0]
 
 
 def test_reduced_test_accuracy_equals_one_process_evaluating_the_checkpoint(two_process_run):
     out, _ = two_process_run
     metrics = json.loads((out / "metrics.json").read_text())
-    budget = get_budget("smoke")
-    data = load_mnist().subset(budget.train_size, budget.test_size, seed=0)
-    alone = evaluate(load_checkpoint(out), data.test_images, data.test_labels)
+    data = mnist.load_data(mnist.BUDGETS["smoke"])
+    alone = evaluate(mnist.load(out), data.test_images, data.test_labels)
     assert metrics["n_test"] == len(data.test_labels)
     assert metrics["test_accuracy"] == alone["accuracy"]  # each test image counted exactly once
     assert metrics["history"][-1]["test_loss"] == pytest.approx(alone["loss"], rel=1e-5)

@@ -8,6 +8,7 @@ import torch
 from nlcourse import MODES, MNISTNet, NonLocalBlock
 from nlcourse.efficient import (chunked, forward_with, low_rank, low_rank_error_bound,
                                 progressive, top_k)
+from nlcourse.labs import mnist
 from nlcourse.train import fit
 
 from .conftest import randomised_block
@@ -105,7 +106,7 @@ def test_progressive_keeps_blocks_the_identity_during_warm_up():
     def hook(epoch):
         schedule(epoch)
         seen.append([torch.equal(a, b) for a, b in zip(before, net.blocks.parameters())])
-    fit(net, tiny_data(), "smoke", progress=False, log=None, epoch_hook=hook)
+    fit(net, tiny_data(), mnist.BUDGETS["smoke"], progress=False, log=None, epoch_hook=hook)
     assert seen == [[True] * len(before)]            # smoke has one epoch: all of it warm-up
     assert all(torch.equal(a, b) for a, b in zip(before, net.blocks.parameters()))
     schedule(2)
@@ -183,23 +184,24 @@ def test_variant_errors_name_the_argument():
         swap_blocks(MNISTNet(None), lambda b: b)
 
 
-def test_efficient_sweep_records_the_variant_and_its_settings(tmp_path, monkeypatch):
-    import nlcourse.data
-    from nlcourse.experiments import run_efficient_sweep
+def test_variants_sweep_records_the_variant_and_its_settings(tmp_path):
+    import dataclasses
 
-    monkeypatch.setattr(nlcourse.data, "load_mnist", lambda: tiny_data())
-    results = run_efficient_sweep(("top_k", "progressive"), seeds=(0,), budget="smoke",
-                                  out_dir=tmp_path, progress=False, log=None)
-    assert [(r["variant"], r["variant_settings"]) for r in results] == [
-        ("top_k", {"k": 4}), ("progressive", {"warmup_epochs": 0})]
-    assert results[0]["command"] == (f"python -m nlcourse efficient-sweep --models top_k "
+    from nlcourse.labs import variants
+
+    lab = dataclasses.replace(variants.LAB, load_data=lambda budget: tiny_data())
+    results = lab.sweep(("top_k", "progressive"), (0,), variants.BUDGETS["smoke"], tmp_path,
+                        progress=False, log=None)
+    assert [(r["model"], r["variant"], r["variant_settings"]) for r in results] == [
+        ("top_k", "top_k", {"k": 4}), ("progressive", "progressive", {"warmup_epochs": 0})]
+    assert results[0]["command"] == (f"python -m nlcourse sweep variants --models top_k "
                                      f"--seeds 0 --budget smoke --out {tmp_path}")
     full = sum(p.numel() for p in MNISTNet("embedded_gaussian").parameters())
     assert results[1]["params"] == full > results[0]["params"] - 1  # top-k adds no weights
 
 
 def test_variant_benchmark_measures_every_variant_against_the_full_block():
-    from nlcourse.bench import compare_variants
+    from nlcourse.analysis import compare_variants
 
     rows = compare_variants((1, 16, 32, 32), chunk=128, repeats=1, warmup=0)
     by = {r["variant"]: r for r in rows}

@@ -5,6 +5,7 @@ outputs, and every lab has the Colab install cell, a parameters cell and a place
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jupytext
@@ -23,9 +24,9 @@ def _cells(nb):
 
 
 def test_there_are_labs():
-    assert [p.stem for p in LABS][:6] == ["01_block_anatomy", "02_train_mnist",
-                                          "03_attention_maps", "04_compare_modes", "05_long_range",
-                                          "06_spacetime"]
+    assert [p.stem for p in LABS] == ["01_block_anatomy", "02_train_mnist", "03_attention_maps",
+                                      "04_compare_modes", "05_long_range", "06_spacetime",
+                                      "07_resnet_nonlocal"]
 
 
 @pytest.mark.parametrize("md", PAIRED, ids=lambda p: str(p.relative_to(NOTEBOOKS)))
@@ -59,7 +60,10 @@ def test_lab_structure(md):
     assert "torch" not in install.source.split("nlcourse[labs]")[0]  # Colab keeps its own torch
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and "BUDGET" in params[0].source
-    assert any("lab.setup(" in c.source for c in code), "labs start with nlcourse.lab.setup"
+    # every lab reaches its experiment through a module of nlcourse.labs, starting with setup()
+    assert any(re.search(r"^from nlcourse\.labs import", c.source, re.M) for c in code)
+    assert any(re.search(r"^budget, device = \w+\.setup\(BUDGET", c.source, re.M) for c in code), \
+        "labs start with <lab>.setup(BUDGET, ...)"
 
 
 def test_labs_are_book_pages():

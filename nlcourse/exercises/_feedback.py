@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import reference
+
 
 @dataclass
 class Feedback:
@@ -108,3 +110,24 @@ def token_inputs(seed: int, B: int = 2, N: int = 12, M: int = 5, Cp: int = 4, Cg
 
 SHAPES = [dict(B=2, N=12, M=5, Cp=4, Cg=3), dict(B=1, N=9, M=9, Cp=2, Cg=6),
           dict(B=3, N=20, M=6, Cp=8, Cg=8)]
+
+
+def answers(fb: Feedback, fn, mode: str):
+    """For each of :data:`SHAPES`: (shape, (theta, phi, g), the learner's (y, attention), the
+    reference's). Stops at the first call that fails or returns no pair: ``fb`` then says why and
+    is not ``ok``, which the check tests after its loop."""
+    for k, shape in enumerate(SHAPES):
+        theta, phi, g = token_inputs(k, **shape)
+        out = as_pair(fb, call(fb, fn, theta, phi, g))
+        if out is None:
+            return
+        yield shape, (theta, phi, g), out, reference.nonlocal_op(mode, theta, phi, g)
+
+
+def diagnose_pair(fb: Feedback, answer, expected, known_maps: dict, known_y: dict,
+                  shape: dict) -> bool:
+    """A learner's (y, attention) against the reference's: the map first, whose mistakes are the
+    telling ones, then y."""
+    (y, attention), (y_ref, a_ref) = answer, expected
+    return (diagnose(fb, attention, a_ref, known_maps, f"the attention for shape {shape}")
+            and diagnose(fb, y, y_ref, known_y, f"y for shape {shape}"))

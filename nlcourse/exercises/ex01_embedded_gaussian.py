@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from .. import pitfalls, reference
-from ._feedback import SHAPES, Feedback, as_pair, call, diagnose, token_inputs
+from .. import pitfalls
+from ._feedback import SHAPES, Feedback, answers, diagnose_pair
 
 
 def check_embedded_gaussian(fn) -> Feedback:
     """``fn(theta, phi, g) -> (y, attention)`` with attention = exp(theta.phi) / sum_j exp(...)."""
     fb = Feedback("Exercise 1 (embedded Gaussian)")
-    for k, shape in enumerate(SHAPES):
-        theta, phi, g = token_inputs(k, **shape)
-        out = as_pair(fb, call(fb, fn, theta, phi, g))
-        if out is None:
-            return fb.report()
-        y, attention = out
-        y_ref, a_ref = reference.nonlocal_op("embedded_gaussian", theta, phi, g)
+    for shape, (theta, phi, g), answer, (y_ref, a_ref) in answers(fb, fn, "embedded_gaussian"):
         a_dim1 = pitfalls.softmax_over_queries(theta, phi, g)[1]
         a_raw = pitfalls.embedded_gaussian_unnormalised(theta, phi, g)[1]
         known_maps = {
@@ -29,13 +23,13 @@ def check_embedded_gaussian(fn) -> Feedback:
                 a_ref.transpose(1, 2), "rows must be the N queries and columns the M keys: "
                 "(B, N, M), not (B, M, N)"),
         }
-        if not diagnose(fb, attention, a_ref, known_maps, f"the attention for shape {shape}"):
-            return fb.report()
         known_y = {"a softmax over the wrong dimension": (a_dim1 @ g, known_maps[
                        "a softmax over the wrong dimension"][1]),
                    "a missing normalisation": (a_raw @ g, known_maps["a missing normalisation"][1])}
-        if not diagnose(fb, y, y_ref, known_y, f"y for shape {shape}"):
+        if not diagnose_pair(fb, answer, (y_ref, a_ref), known_maps, known_y, shape):
             return fb.report()
+    if not fb.ok:   # the function failed, or returned no pair
+        return fb.report()
     fb.good("attention = softmax over the keys of theta . phi, shape (B, N, M), rows sum to 1")
     fb.good(f"y = attention @ g matches nlcourse.reference on {len(SHAPES)} random shapes")
     return fb.report()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import pitfalls, reference
-from ._feedback import SHAPES, Feedback, as_pair, call, close, diagnose, token_inputs
+from ._feedback import Feedback, answers, call, close, diagnose, diagnose_pair, token_inputs
 from ._largest import largest_intermediate
 
 
@@ -13,13 +13,7 @@ def check_dot_product(fn, fn_linear=None) -> Feedback:
     """``fn(theta, phi, g) -> (y, attention)``; ``fn_linear(theta, phi, g) -> y`` without the
     N x M matrix."""
     fb = Feedback("Exercise 2 (dot product)")
-    for k, shape in enumerate(SHAPES):
-        theta, phi, g = token_inputs(k, **shape)
-        out = as_pair(fb, call(fb, fn, theta, phi, g))
-        if out is None:
-            return fb.report()
-        y, attention = out
-        y_ref, a_ref = reference.nonlocal_op("dot_product", theta, phi, g)
+    for shape, (theta, phi, g), answer, (y_ref, a_ref) in answers(fb, fn, "dot_product"):
         f = theta @ phi.transpose(1, 2)
         wrong_n = pitfalls.dot_product_divided_by_n(theta, phi, g)[1]
         known = {
@@ -33,10 +27,10 @@ def check_dot_product(fn, fn_linear=None) -> Feedback:
                 "f = theta . phi can be negative, and it is divided by M, not normalised by a sum"),
             "a transposed map": (a_ref.transpose(1, 2), "the map is (B, N queries, M keys)"),
         }
-        if not diagnose(fb, attention, a_ref, known, f"the attention for shape {shape}"):
+        if not diagnose_pair(fb, answer, (y_ref, a_ref), known, {}, shape):
             return fb.report()
-        if not diagnose(fb, y, y_ref, {}, f"y for shape {shape}"):
-            return fb.report()
+    if not fb.ok:   # the function failed, or returned no pair
+        return fb.report()
     fb.good("attention = theta . phi / M with shape (B, N, M); y matches the reference")
     if fn_linear is not None:
         theta, phi, g = token_inputs(7, B=1, N=64, M=32, Cp=4, Cg=4)

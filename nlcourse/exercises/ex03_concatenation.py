@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import pitfalls, reference
-from ._feedback import SHAPES, Feedback, as_pair, call, diagnose, token_inputs
+from ._feedback import SHAPES, Feedback, as_pair, call, diagnose_pair, token_inputs
 from ._largest import largest_intermediate
 
 
@@ -23,7 +23,6 @@ def check_concatenation(fn) -> Feedback:
         out = as_pair(fb, out)
         if out is None:
             return fb.report()
-        y, attention = out
         y_ref, a_ref = reference.nonlocal_op("concatenation", theta, phi, g, w_concat=w)
         Cp, N, M = shape["Cp"], shape["N"], shape["M"]
         swapped = torch.cat([w[Cp:], w[:Cp]])
@@ -39,9 +38,7 @@ def check_concatenation(fn) -> Feedback:
                 "w's first C' entries multiply theta (the query), its last C' entries phi"),
             "a transposed map": (a_ref.transpose(1, 2), "the map is (B, N queries, M keys)"),
         }
-        if not diagnose(fb, attention, a_ref, known, f"the attention for shape {shape}"):
-            return fb.report()
-        if not diagnose(fb, y, y_ref, {}, f"y for shape {shape}"):
+        if not diagnose_pair(fb, out, (y_ref, a_ref), known, {}, shape):
             return fb.report()
         pairs = shape["B"] * N * M * 2 * Cp
         if largest >= pairs:

@@ -69,7 +69,7 @@ def student_notebook(nb):
 
 def generate(folder: Path) -> list[Path]:
     """Write ``folder/student/<name>.md`` and ``.ipynb`` for every ``folder/<name>.md``."""
-    import jupytext
+    import jupytext  # a tool for authors: not a dependency of the package
 
     written = []
     out = folder / "student"

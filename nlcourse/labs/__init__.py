@@ -1,0 +1,17 @@
+"""The experiments, one module each, all with the interface of :class:`~nlcourse.labs._lab.Lab`:
+``MODELS``, ``BUDGETS``, ``setup``, ``run``, ``sweep`` and ``results``. The command line is built
+from :data:`LABS`; the benchmarks (:mod:`nlcourse.labs.bench`), which train nothing, have their
+own command, ``python -m nlcourse bench``.
+
+Data flows one way: these modules use the core package (``nlcourse.*``), and no core module
+imports them (``tests/test_layout.py`` checks it).
+"""
+
+from . import bench, long_range, mnist, resnet, spacetime, variants
+from ._lab import Lab, flops_per_example, load_results, summarise
+
+__all__ = ["LABS", "Lab", "load_results", "summarise", "flops_per_example", "bench", "mnist",
+           "long_range", "spacetime", "resnet", "variants"]
+
+LABS: dict[str, Lab] = {module.LAB.name: module.LAB
+                        for module in (mnist, long_range, spacetime, resnet, variants)}

@@ -1,0 +1,60 @@
+"""The house rules of the code, read from the sources: data flows one way (no core module
+imports a lab), and an import sits inside a function only to keep ``import nlcourse`` light, with
+its reason beside it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nlcourse"
+CORE = sorted(p for p in PACKAGE.rglob("*.py")
+              if "labs" not in p.relative_to(PACKAGE).parts and p.name != "__main__.py")
+HEAVY = ("torchvision", "matplotlib", "plotly", "mlxtend", "ipywidgets", "IPython", "jupytext")
+
+
+def _imports(path: Path):
+    """(module imported, node, inside a function) for every import of a file."""
+    tree = ast.parse(path.read_text())
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inner = {id(n) for f in functions for n in ast.walk(f) if n is not f}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names = [module] + [f"{module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            yield name, node, id(node) in inner
+
+
+def test_the_rule_is_read_from_real_imports():
+    imported = {name for path in CORE for name, _, _ in _imports(path)}
+    assert "nlcourse.blocks" in imported and "nlcourse.reference" in imported
+    labs = {name for path in (PACKAGE / "labs").glob("*.py") for name, _, _ in _imports(path)}
+    assert "nlcourse.models.MNISTNet" in labs   # a lab imports the core: the checker sees it
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_core_module_imports_a_lab(path):
+    wrong = [name for name, _, _ in _imports(path) if name.startswith("nlcourse.labs")]
+    assert not wrong, f"{path.name} imports {wrong}: the core must not depend on a lab"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_inside_functions_are_heavy_and_say_why(path):
+    lines = path.read_text().splitlines()
+    for name, node, inside in _imports(path):
+        if not inside:
+            continue
+        where = f"{path.name}:{node.lineno} imports {name} inside a function"
+        assert name.split(".")[0] in HEAVY, f"{where}: move it to the top of the file"
+        said = lines[node.lineno - 1] + (lines[node.lineno - 2] if node.lineno > 1 else "")
+        assert "#" in said, f"{where} without a comment saying why"
