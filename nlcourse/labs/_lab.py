@@ -182,6 +182,9 @@ class Lab:
         if distributed.current().distributed:
             raise RuntimeError("a sweep runs in one process; start it with 'python -m nlcourse "
                                "sweep', not torchrun (use torchrun with 'train')")
+        # The command names --out only when it was given: the default is the results home,
+        # and a path of this machine has no place in a committed record.
+        where = f" --out {shlex.quote(str(out))}" if out is not None else ""
         out = Path(out) if out is not None else self.results_dir(budget.name)
         out.mkdir(parents=True, exist_ok=True)
         todo = [(m, s) for m in models for s in seeds if not _result_path(out, m, s).exists()]
@@ -192,7 +195,7 @@ class Lab:
         commit = git_commit()  # the code this process loaded, even if the checkout moves on
         for model, seed in todo:
             command = (f"python -m nlcourse sweep {self.name} --models {model} --seeds {seed} "
-                       f"--budget {budget.name} --out {shlex.quote(str(out))}")
+                       f"--budget {budget.name}{where}")
             _, record = self.run(model, budget, seed, data=data, device=device,
                                  progress=progress, log=None, command=command, commit=commit)
             _result_path(out, model, seed).write_text(json.dumps(record, indent=2) + "\n")
