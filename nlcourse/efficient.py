@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as recompute
 
 from . import reference
-from ._modes import check_mode
 from .blocks import NonLocalBlock
 from .pairwise import nonlocal_op
 

@@ -167,7 +167,7 @@ def test_low_rank_keeps_no_dead_weights():
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in block.parameters())
 
 
-def test_variant_errors_name_the_argument():
+def test_make_variant_errors_name_the_argument():
     from nlcourse.efficient import make_variant, swap_blocks
 
     block = randomised_block("embedded_gaussian", 2)
