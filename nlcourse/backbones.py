@@ -179,6 +179,7 @@ class SmallResNet(nn.Module):
         self.fc = nn.Linear(c_in, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits (B, num_classes) for images (B, in_channels, H, W)."""
         if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != self.stem[0].in_channels:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be a batch of images shaped (B, {self.stem[0].in_channels}, "

@@ -118,6 +118,7 @@ class WithOp(nn.Module):
         return f"{self.make_op.__name__}, {options}"
 
     def forward(self, x: Tensor, return_nl_map: bool = False) -> Tensor:
+        """z = W y + x with y from the op; it computes no map (``return_nl_map`` is refused)."""
         if return_nl_map:
             raise ValueError(f"a block with its {self.make_op.__name__} op returns no map: "
                              f"read the maps of the full block instead")
@@ -173,6 +174,8 @@ class LowRankNonLocal(nn.Module):
         return self.theta(x).flatten(2).transpose(1, 2), phi @ self.P, g
 
     def forward(self, x: Tensor, return_nl_map: bool = False) -> Tensor:
+        """z = W y + x with the rank-r products; it computes no map (``return_nl_map`` is
+        refused)."""
         if return_nl_map:
             raise ValueError("a low-rank block returns no map: read the maps of the full block")
         mode, scale = self.block.mode, self.block.scale

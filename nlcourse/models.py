@@ -109,6 +109,9 @@ class LongRangeNet(nn.Module):
         self.head = nn.Conv2d(width, 10, kernel_size=1)
 
     def forward(self, x: Tensor, return_nl_maps: bool = False):
+        """Logits (B, 10, 16, 16) for canvases (B, 1, 64, 64), one class score per output cell;
+        with ``return_nl_maps`` also a list with the block's (B, 256, 64) map (empty without a
+        block)."""
         h = self.features(x)
         maps = []
         h = _through(self.block, h, return_nl_maps, maps)
@@ -171,6 +174,8 @@ class SpaceTimeNonLocal(nn.Module):
         return f"variant={self.variant!r}"
 
     def forward(self, x: Tensor, return_nl_map: bool = False):
+        """z shaped like ``x`` (B, C, T, H, W); with ``return_nl_map`` also the map, shaped by the
+        variant (see the class)."""
         if not isinstance(x, Tensor) or x.dim() != 5:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be video features shaped (B, C, T, H, W), got {shape}")

@@ -58,3 +58,33 @@ def test_imports_inside_functions_are_heavy_and_say_why(path):
         assert name.split(".")[0] in HEAVY, f"{where}: move it to the top of the file"
         said = lines[node.lineno - 1] + (lines[node.lineno - 2] if node.lineno > 1 else "")
         assert "#" in said, f"{where} without a comment saying why"
+
+
+def test_no_undefined_or_unused_names():
+    """pyflakes over the package and the tests: an undefined name fails only when its line runs
+    (a name lost in a move, say), so read them all here."""
+    import subprocess
+    import sys
+
+    root = PACKAGE.parent
+    run = subprocess.run([sys.executable, "-m", "pyflakes", "nlcourse", "tests"], cwd=root,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_every_module_says_what_its_forward_computes():
+    """The API page shows each network's forward(); without a docstring of its own it would show
+    PyTorch's inherited "Should be overridden by all subclasses"."""
+    import importlib
+    import inspect
+
+    from torch import nn
+
+    names = [".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts) for p in CORE]
+    modules = [importlib.import_module(n.removesuffix(".__init__")) for n in names]
+    classes = {c for m in modules for _, c in inspect.getmembers(m, inspect.isclass)
+               if issubclass(c, nn.Module) and c.__module__.startswith("nlcourse")}
+    assert len(classes) >= 8
+    for cls in classes:
+        doc = cls.forward.__doc__ or ""
+        assert doc and doc != nn.Module.forward.__doc__, f"{cls.__name__}.forward has no docstring"
