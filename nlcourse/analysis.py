@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils import flop_counter as fc
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import efficient, reference
@@ -31,7 +32,7 @@ from ._modes import MODES, check_mode
 from .blocks import NonLocalBlock
 from .pairwise import MATERIALISE_MAX_PAIRS
 
-__all__ = ["parameters", "count_flops", "measured_flops", "block_flops", "pairwise_flops",
+__all__ = ["parameters", "count_flops", "count_operations", "measured_flops", "block_flops", "pairwise_flops",
            "reference_bytes", "time_call", "peak_memory", "matmul_gflops", "compare_paths",
            "precision_check", "compare_variants", "map_statistics"]
 
@@ -47,6 +48,25 @@ def count_flops(fn) -> int:
     with FlopCounterMode(display=False, custom_mapping=_sdpa_formulas()) as counter:
         fn()
     return counter.get_total_flops()
+
+
+class _OperationCounter(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_operations(fn) -> int:
+    """The number of PyTorch operations (ATen calls, forward and, if ``fn`` runs it, backward)
+    that ``fn()`` dispatches: on a GPU each is at least one kernel launched from the host, so a
+    small network's step costs about this many launches whatever its arithmetic."""
+    with _OperationCounter() as counter:
+        fn()
+    return counter.count
 
 
 def _sdpa_formulas():

@@ -80,3 +80,17 @@ def test_map_shape_errors_name_the_grids():
         map_statistics(torch.ones(4, 4), (2, 2), (2, 2))
     with pytest.raises(ValueError, match=r"the grids say \(3, 3\) = 9 queries"):
         map_statistics(torch.ones(1, 4, 4), (3, 3), (2, 2))
+
+
+def test_count_operations_counts_each_dispatched_call():
+    import torch
+
+    from nlcourse import MNISTNet
+    from nlcourse.analysis import count_operations
+
+    a, b = torch.rand(3), torch.rand(3)
+    assert count_operations(lambda: (a + b) * b) == 2
+    x = torch.rand(2, 1, 28, 28)
+    with_blocks = count_operations(lambda: MNISTNet("embedded_gaussian")(x).sum().backward())
+    without = count_operations(lambda: MNISTNet(None)(x).sum().backward())
+    assert with_blocks > 2 * without > 0   # two blocks add more operations than the whole CNN

@@ -183,3 +183,19 @@ def test_insert_block():
     assert not fb and "holds no nlcourse.NonLocalBlock" in str(fb)
     fb = check_insert_block(lambda: Net(bad_init=True))
     assert not fb and "output changes when the blocks are removed" in str(fb)
+
+
+def test_map_reading_feedback_does_not_print_the_answers(capsys):
+    """The solved exercise is published: its check's output must not give the answers away."""
+    import numpy as np
+
+    from nlcourse import viz
+    from nlcourse.exercises import check_map_reading, map_facts
+
+    weights = np.random.default_rng(0).dirichlet(np.ones(49))
+    geometry, query = viz.map_geometry(196, 49), 6 * 14 + 4
+    truth = map_facts(weights, geometry, query)
+    assert check_map_reading(truth, weights, geometry, query)
+    out = capsys.readouterr().out
+    assert str(truth["strongest_key"]) not in out
+    assert f"{truth['distance_px']:.2f}" not in out and f"{truth['entropy']:.3f}" not in out

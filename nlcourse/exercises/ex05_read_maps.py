@@ -34,7 +34,8 @@ def check_map_reading(answers: dict, weights, geometry: dict, query: int) -> Fee
     key = tuple(int(v) for v in np.ravel(answers["strongest_key"]))
     row, col = truth["strongest_key"]
     if key == (row, col):
-        fb.good(f"the strongest key is at (row, col) = {key} of the {geometry['key_grid']}x"
+        # Success lines name what was right, never the value: the solved page is published.
+        fb.good(f"the strongest key is right, as (row, column) of the {geometry['key_grid']}x"
                 f"{geometry['key_grid']} key grid")
     elif key == (col, row):
         fb.bad("you gave (column, row): positions flatten row-major, so index j is at "
@@ -45,7 +46,7 @@ def check_map_reading(answers: dict, weights, geometry: dict, query: int) -> Fee
         fb.bad(f"the strongest key is not at {key}: take the argmax over the query's row of the map")
     dist = float(answers["distance_px"])
     if math.isclose(dist, truth["distance_px"], rel_tol=1e-3, abs_tol=1e-3):
-        fb.good(f"distance {dist:.2f} px from the query's centre to the key's centre")
+        fb.good("the distance is right: in pixels, from the query's centre to the key's centre")
     elif truth["distance_px"] > 0 and math.isclose(dist * geometry["key_px"], truth["distance_px"],
                                                    rel_tol=1e-2):
         fb.bad(f"that distance is in key cells; one key covers {geometry['key_px']} pixels",
@@ -59,8 +60,8 @@ def check_map_reading(answers: dict, weights, geometry: dict, query: int) -> Fee
                "pixels of the input image (nlcourse.viz.query_centre gives the query's)")
     ent = float(answers["entropy"])
     if math.isclose(ent, truth["entropy"], rel_tol=1e-3, abs_tol=1e-6):
-        fb.good(f"entropy {ent:.3f} nats (uniform over {geometry['key_grid'] ** 2} keys would be "
-                f"{math.log(geometry['key_grid'] ** 2):.3f})")
+        fb.good(f"the entropy is right, in nats (uniform weights over {geometry['key_grid'] ** 2} "
+                f"keys would give {math.log(geometry['key_grid'] ** 2):.3f})")
     elif math.isclose(ent * math.log(2), truth["entropy"], rel_tol=1e-3):
         fb.bad("that entropy is in bits (log base 2); use the natural log, nats",
                mistake="entropy in bits")

@@ -189,7 +189,7 @@ class Lab:
         out.mkdir(parents=True, exist_ok=True)
         todo = [(m, s) for m in models for s in seeds if not _result_path(out, m, s).exists()]
         if log:
-            log(f"{len(todo)} of {len(models) * len(seeds)} runs to do in {out} "
+            log(f"{len(todo)} of {len(models) * len(seeds)} runs to do in {_shown(out)} "
                 f"(budget {budget.name})")
         data = self.load_data(budget) if todo else None
         commit = git_commit()  # the code this process loaded, even if the checkout moves on
@@ -204,6 +204,14 @@ class Lab:
                     f"({record['train_seconds']:.0f} s)")
         return self.results(out)
 
+    def committed(self, folder: str) -> list[dict]:
+        """The runs committed in the results home's ``<lab>/<folder>/``, or [] where there is no
+        results home (a notebook opened alone, in Colab): what a page's narrative rests on, so
+        that it holds whatever budget the page itself ran."""
+        home = results_home()
+        path = home / self.name / folder if home is not None else None
+        return load_results(path, order=self.models) if path and path.is_dir() else []
+
     def results(self, folder: str | Path) -> list[dict]:
         """Every results file of a folder (a path, or a name under :meth:`results_dir`), sorted
         by model (in this lab's order) then seed."""
@@ -211,6 +219,16 @@ class Lab:
         if not path.is_dir() and len(path.parts) == 1:
             path = self.results_dir(str(folder))
         return load_results(path, order=self.models)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a page may print it: relative to the repository when it lies in the results
+    home, so that no page shows a path of the machine that built it."""
+    home = results_home()
+    try:
+        return str(path.resolve().relative_to(home.parent)) if home is not None else str(path)
+    except ValueError:
+        return str(path)
 
 
 def _result_path(out: Path, model: str, seed: int) -> Path:

@@ -64,4 +64,5 @@ LAB = Lab(name="long_range", title="a dense task on 64 x 64 canvases where one b
           default_model="embedded_gaussian",
           settings=lambda model, budget: {"mode": model},
           measure=lambda net, data, device: cell_accuracy(net, data, device))
-setup, run, sweep, results = LAB.setup, LAB.run, LAB.sweep, LAB.results
+setup, run, sweep, results, committed = (LAB.setup, LAB.run, LAB.sweep, LAB.results,
+                                         LAB.committed)
