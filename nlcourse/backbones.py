@@ -101,8 +101,8 @@ def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embe
     return model
 
 
-# Every kind of non-local block the package defines: the block (1-D, 2-D, 3-D), the space-time
-# block of the video network, and the cheaper variants of nlcourse.efficient.
+#: Every kind of non-local block the package defines: the block (1-D, 2-D, 3-D), the space-time
+#: block of the video network, and the cheaper variants of nlcourse.efficient.
 BLOCK_KINDS = (NonLocalBlock, SpaceTimeNonLocal, WithOp, LowRankNonLocal)
 _WITH_MAPS = (NonLocalBlock, SpaceTimeNonLocal)  # the variants compute no map
 

@@ -18,7 +18,7 @@ import torch
 __all__ = ["RUN_RECORD_FIELDS", "run_record", "missing_fields", "git_commit", "device_name",
            "results_home"]
 
-# What a reader needs to trust (or redo) a result; every committed results file carries all of it.
+#: What a reader needs to trust (or redo) a result; every committed results file carries all of it.
 RUN_RECORD_FIELDS = (
     "lab", "model", "command", "date", "device", "precision", "torch_version", "threads",
     "commit", "world_size", "data_source", "data_description", "n_train", "n_test", "budget",

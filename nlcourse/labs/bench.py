@@ -79,7 +79,7 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: i
 
 def run_variant_benchmark(shapes=DEFAULT_SHAPES, repeats: int = 3, device=None, log=print,
                           **options) -> dict:
-    """:func:`compare_variants` at every shape, with the machine it ran on."""
+    """:func:`~nlcourse.analysis.compare_variants` at every shape, with the machine it ran on."""
     device = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
     machine = _machine(device, torch.float32)
