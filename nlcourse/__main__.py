@@ -79,7 +79,8 @@ def _bench(args) -> int:
     else:
         result = bench.run_variant_benchmark(shapes=shapes, repeats=repeats,
                                              device=args.device)
-    path = bench.write(result, args.out, args.what, command)
+    out = args.out or _default_bench_out(result)
+    path = bench.write(result, out, args.what, command)
     print(f"wrote {path}")
     rows = [r for r in result["rows"] if "reference_seconds" in r and len(r["shape"]) == 4]
     if args.what == "paths" and rows:
@@ -87,6 +88,16 @@ def _bench(args) -> int:
         scaling_plot(rows).savefig(path.with_suffix(".png"))
         print(f"wrote {path.with_suffix('.png')}")
     return 0
+
+
+def _default_bench_out(result: dict):
+    """The results home's bench/cpu or bench/gpu (./results/bench/... outside a checkout)."""
+    from pathlib import Path
+
+    from .provenance import results_home
+
+    home = results_home() or Path("results")
+    return home / "bench" / ("gpu" if result["machine"]["device_type"] == "cuda" else "cpu")
 
 
 def _lab_parsers(commands, verb: str, helptext: str, run) -> None:
@@ -146,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser_bench.add_argument("--dtype", default="float32",
                               choices=["float32", "bfloat16", "float16"],
                               help="paths only: precision of block and input")
-    parser_bench.add_argument("--out", required=True,
-                              help="folder for paths.json (and paths.png) or variants.json")
+    parser_bench.add_argument("--out", default=None,
+                              help="folder for paths.json (and paths.png) or variants.json "
+                                   "(default: the results home's bench/cpu or bench/gpu)")
     parser_bench.set_defaults(run=_bench)
 
     argv = sys.argv[1:] if argv is None else argv

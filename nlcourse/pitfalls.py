@@ -1,6 +1,7 @@
 """Wrong implementations of the non-local block, kept here on purpose: some are in public code (the
 pitfalls chapter links each to where), the others are mistakes constructed to teach, so that the pitfalls chapter can run each against the reference and the exercise checks can
-recognise them in a learner's answer. Nothing in the package calls these.
+recognise them in a learner's answer. The blocks and networks never call these; the exercise checks
+do.
 
 Kernels use the token layout of :mod:`nlcourse.reference` (queries (B, N, C'), keys (B, M, C'))
 and return ``(y, attention)`` like ``reference.nonlocal_op``.

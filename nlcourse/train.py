@@ -239,6 +239,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     (``weights_only=True``: no code in the file runs)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}: train one first, for example "
-                                f"'python -m nlcourse train mnist --out {path.parent}'")
+        raise FileNotFoundError(f"no checkpoint at {path}: train one first with "
+                                f"'python -m nlcourse train LAB --out {path.parent}'")
     return torch.load(path, map_location=map_location, weights_only=True)

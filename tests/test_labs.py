@@ -138,3 +138,27 @@ def test_command_line_smoke_run(tmp_path):
 def test_run_record_fields_are_the_documented_ones():
     assert RUN_RECORD_FIELDS[:3] == ("lab", "model", "command")
     assert len(set(RUN_RECORD_FIELDS)) == len(RUN_RECORD_FIELDS) == 17
+
+
+def test_every_lab_module_offers_the_same_calls():
+    import importlib
+
+    calls = ("setup", "run", "sweep", "results", "committed", "trained", "load", "budget")
+    for name, lab in LABS.items():
+        module = importlib.import_module(f"nlcourse.labs.{name}")
+        assert module.LAB is lab and all(c in module.__all__ for c in calls), name
+        for call in calls:
+            assert getattr(module, call) == getattr(lab, call), (name, call)
+        assert module.budget("smoke") is lab.budgets["smoke"]
+
+
+def test_trained_reuses_a_saved_model_only_for_the_same_settings(tmp_path, capsys):
+    data = tiny_data()
+    net, _ = mnist.trained("none", SMOKE, 0, runs=tmp_path, data=data, progress=False, log=None)
+    again, _ = mnist.trained("none", SMOKE, 0, runs=tmp_path, data=data, progress=False, log=None)
+    assert "loading the model trained earlier" in capsys.readouterr().out
+    x = data.test_images[:4]
+    assert torch.equal(net.eval()(x), again(x))
+    other = dataclasses.replace(SMOKE, epochs=2)
+    mnist.trained("none", other, 0, runs=tmp_path, data=data, progress=False, log=None)
+    assert "trained on other settings or data: training again" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """The experiments, one module each, all with the interface of :class:`~nlcourse.labs._lab.Lab`:
-``MODELS``, ``BUDGETS``, ``setup``, ``run``, ``sweep`` and ``results``. The command line is built
+``MODELS``, ``BUDGETS``, ``setup``, ``budget``, ``run``, ``sweep``, ``results``, ``committed``,
+``trained`` and ``load``. The command line is built
 from :data:`LABS`; the benchmarks (:mod:`nlcourse.labs.bench`), which train nothing, have their
 own command, ``python -m nlcourse bench``.
 

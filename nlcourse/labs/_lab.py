@@ -4,14 +4,17 @@ book reach every experiment through the same calls.
 A lab is its models (names), its budget table, how to build a model by name and how to load the
 budget's data. From those :class:`Lab` gives ``setup`` (the first cell of a notebook), ``run``
 (train one model with one seed, and write its record), ``sweep`` (every model and seed, one
-results file each, resumable) and ``results`` (the committed runs). Adding a lab is writing one
-module that builds a :class:`Lab`, and listing it in ``nlcourse.labs.LABS``.
+results file each, resumable), ``results`` (the runs of a folder) and ``committed`` (the runs
+committed in the results home, which the pages' sentences rest on). Adding a lab is writing one
+module that builds a :class:`Lab`, takes its calls with ``LAB.interface()``, and is listed in
+``nlcourse.labs.LABS``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import statistics
 from dataclasses import dataclass
@@ -94,8 +97,8 @@ class Lab:
         """
         self.check_model(model)
         if not isinstance(budget, Budget):
-            raise TypeError(f"budget must be resolved first, with {self.name}.budget(name) or "
-                            f"{self.name}.setup(...); got {budget!r}")
+            raise TypeError(f"budget must be resolved first, with {self.name}.budget(name), "
+                            f"{self.name}.BUDGETS[name] or {self.name}.setup(...); got {budget!r}")
         device = pick_device(device)
         ctx = distributed.current()
         log = log if ctx.is_main else None
@@ -152,12 +155,26 @@ class Lab:
     def trained(self, model: str, budget: Budget, seed: int = 0, runs: str | Path = "runs",
                 **options):
         """The model trained with these settings: loaded from ``runs`` when an earlier run
-        (another notebook, say) saved it, trained and saved otherwise. Returns (model, record)."""
+        (another notebook, say) saved it with the same budget settings and data, trained and saved
+        otherwise. Returns (model on ``device``, record). ``options`` go to :meth:`run`."""
         out = Path(runs) / f"{self.name}-{model}-{budget.name}-seed{seed}"
-        if (out / "model.pt").exists() and (out / "metrics.json").exists():
-            print(f"loading the model trained earlier from {out}")
-            return self.load(out), json.loads((out / "metrics.json").read_text())
+        saved = out / "metrics.json"
+        if (out / "model.pt").exists() and saved.exists():
+            record = json.loads(saved.read_text())
+            data = options.get("data")
+            same = (record.get("budget_settings") == budget.as_dict()
+                    and (data is None or record.get("data_source") == data.source))
+            if same:
+                print(f"loading the model trained earlier from {out}")
+                return self.load(out).to(pick_device(options.get("device"))), record
+            print(f"{out} holds a model trained on other settings or data: training again")
         return self.run(model, budget, seed, out, **options)
+
+    def interface(self) -> tuple:
+        """The calls every lab module offers, for ``setup, run, sweep, results, committed,
+        trained, load, budget = LAB.interface()``."""
+        return (self.setup, self.run, self.sweep, self.results, self.committed, self.trained,
+                self.load, self.budget)
 
     # -- many runs -------------------------------------------------------------------------------
 
@@ -182,9 +199,9 @@ class Lab:
         if distributed.current().distributed:
             raise RuntimeError("a sweep runs in one process; start it with 'python -m nlcourse "
                                "sweep', not torchrun (use torchrun with 'train')")
-        # The command names --out only when it was given: the default is the results home,
-        # and a path of this machine has no place in a committed record.
-        where = f" --out {shlex.quote(str(out))}" if out is not None else ""
+        # The command names --out only when it was given (the default is the results home), and
+        # then relative to the repository when it lies in it: no path of this machine in a record.
+        where = f" --out {shlex.quote(_shown(Path(out)))}" if out is not None else ""
         out = Path(out) if out is not None else self.results_dir(budget.name)
         out.mkdir(parents=True, exist_ok=True)
         todo = [(m, s) for m in models for s in seeds if not _result_path(out, m, s).exists()]
@@ -198,7 +215,11 @@ class Lab:
                        f"--budget {budget.name}{where}")
             _, record = self.run(model, budget, seed, data=data, device=device,
                                  progress=progress, log=None, command=command, commit=commit)
-            _result_path(out, model, seed).write_text(json.dumps(record, indent=2) + "\n")
+            # Written whole, then renamed: a sweep killed mid-write leaves no half file that a
+            # resumed sweep would take for a finished run.
+            partial = _result_path(out, model, seed).with_suffix(".json.partial")
+            partial.write_text(json.dumps(record, indent=2) + "\n")
+            os.replace(partial, _result_path(out, model, seed))
             if log:
                 log(f"{model:>17} seed {seed}: test accuracy {record['test_accuracy']:.4f} "
                     f"({record['train_seconds']:.0f} s)")
@@ -213,11 +234,11 @@ class Lab:
         return load_results(path, order=self.models) if path and path.is_dir() else []
 
     def results(self, folder: str | Path) -> list[dict]:
-        """Every results file of a folder (a path, or a name under :meth:`results_dir`), sorted
-        by model (in this lab's order) then seed."""
+        """Every results file of a folder: a name (``"quick"``, ``"full-cpu"``) under
+        :meth:`results_dir`, or a path. Sorted by model (in this lab's order) then seed."""
         path = Path(folder)
-        if not path.is_dir() and len(path.parts) == 1:
-            path = self.results_dir(str(folder))
+        if isinstance(folder, str) and len(path.parts) == 1:
+            path = self.results_dir(folder)
         return load_results(path, order=self.models)
 
 

@@ -16,8 +16,8 @@ from ..data import cell_distances, load_mnist, long_range_canvas
 from ..models import LongRangeNet, receptive_field
 from ._lab import Lab
 
-__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data", "cell_accuracy", "setup", "run",
-           "sweep", "results"]
+__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data", "cell_accuracy", "cell_predictions",
+           "setup", "run", "sweep", "results", "committed", "trained", "load", "budget"]
 
 MODELS = ("none", *MODES)
 
@@ -64,5 +64,4 @@ LAB = Lab(name="long_range", title="a dense task on 64 x 64 canvases where one b
           default_model="embedded_gaussian",
           settings=lambda model, budget: {"mode": model},
           measure=lambda net, data, device: cell_accuracy(net, data, device))
-setup, run, sweep, results, committed = (LAB.setup, LAB.run, LAB.sweep, LAB.results,
-                                         LAB.committed)
+setup, run, sweep, results, committed, trained, load, budget = LAB.interface()

@@ -14,8 +14,8 @@ from ..data import load_mnist
 from ..models import MNISTNet
 from ._lab import Lab
 
-__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data", "setup", "run", "sweep", "results",
-           "committed", "trained", "load"]
+__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data",
+           "setup", "run", "sweep", "results", "committed", "trained", "load", "budget"]
 
 MODELS = ("none", *MODES)  # "none": the baseline without blocks
 
@@ -41,5 +41,4 @@ LAB = Lab(name="mnist", title="MNISTNet on MNIST, without blocks and with each p
           models=MODELS, budgets=BUDGETS, build=build, load_data=load_data,
           default_model="embedded_gaussian",
           settings=lambda model, budget: {"mode": model})
-setup, run, sweep, results, committed, trained, load = (
-    LAB.setup, LAB.run, LAB.sweep, LAB.results, LAB.committed, LAB.trained, LAB.load)
+setup, run, sweep, results, committed, trained, load, budget = LAB.interface()

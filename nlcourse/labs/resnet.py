@@ -9,7 +9,8 @@ from ..budget import Budget, table
 from ..data import load_fashion_mnist
 from ._lab import Lab, flops_per_example
 
-__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data", "setup", "run", "sweep", "results", "committed"]
+__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data",
+           "setup", "run", "sweep", "results", "committed", "trained", "load", "budget"]
 
 # "none": the ResNet without a block; "resK": one block in stage K, before its last residual block.
 MODELS = ("none", "res2", "res3", "res4", "res5")
@@ -46,5 +47,4 @@ LAB = Lab(name="resnet", title="a small ResNet on Fashion-MNIST with one block i
           models=MODELS, budgets=BUDGETS, build=build, load_data=load_data,
           default_model="res3", settings=lambda model, budget: {"mode": MODE},
           measure=flops_per_example("flops_per_image"))
-setup, run, sweep, results, committed = (LAB.setup, LAB.run, LAB.sweep, LAB.results,
-                                         LAB.committed)
+setup, run, sweep, results, committed, trained, load, budget = LAB.interface()

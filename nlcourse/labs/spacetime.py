@@ -11,7 +11,8 @@ from ..data import load_mnist
 from ..models import SPACETIME_VARIANTS, VideoNet
 from ._lab import Lab, flops_per_example
 
-__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data", "setup", "run", "sweep", "results", "committed"]
+__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data",
+           "setup", "run", "sweep", "results", "committed", "trained", "load", "budget"]
 
 MODELS = ("none", *SPACETIME_VARIANTS)  # "none": the network without a block
 MODE = "embedded_gaussian"              # the blocks' pairwise function
@@ -35,5 +36,4 @@ LAB = Lab(name="spacetime", title="space-only, time-only and space-time blocks o
           models=MODELS, budgets=BUDGETS, build=build, load_data=load_data,
           default_model="spacetime", settings=lambda model, budget: {"mode": MODE},
           measure=flops_per_example("flops_per_clip"))
-setup, run, sweep, results, committed = (LAB.setup, LAB.run, LAB.sweep, LAB.results,
-                                         LAB.committed)
+setup, run, sweep, results, committed, trained, load, budget = LAB.interface()

@@ -10,7 +10,8 @@ from ..models import MNISTNet
 from . import mnist
 from ._lab import Lab
 
-__all__ = ["MODELS", "SETTINGS", "BUDGETS", "LAB", "build", "setup", "run", "sweep", "results", "committed"]
+__all__ = ["MODELS", "SETTINGS", "BUDGETS", "LAB", "build",
+           "setup", "run", "sweep", "results", "committed", "trained", "load", "budget"]
 
 MODELS = ("chunked", "top_k", "low_rank", "progressive")
 
@@ -43,5 +44,4 @@ LAB = Lab(name="variants", title="the cheaper blocks (chunked, top-k, low-rank, 
                                  "trained in MNISTNet",
           models=MODELS, budgets=BUDGETS, build=build, load_data=mnist.load_data,
           default_model="chunked", default_seeds=(0, 1), settings=_settings, epoch_hook=_hook)
-setup, run, sweep, results, committed = (LAB.setup, LAB.run, LAB.sweep, LAB.results,
-                                         LAB.committed)
+setup, run, sweep, results, committed, trained, load, budget = LAB.interface()
