@@ -135,7 +135,7 @@ class NonLocalBlock(nn.Module):
         return tuple(t.flatten(2).transpose(1, 2) for t in (theta, phi, g))
 
     def forward(self, x: Tensor, return_nl_map: bool = False):
-        """z = W y + x, shaped like ``x`` (B, C, *spatial); with ``return_nl_map`` also the map
+        """z = W y + x, shaped like ``x``, ``(B, C, *spatial)``; with ``return_nl_map`` also the map
         f / C(x), (B, N queries, M keys), whose row i holds the weights of query i."""
         self._check_input(x)
         B, _, *spatial = x.shape
