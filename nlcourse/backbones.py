@@ -101,15 +101,15 @@ def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embe
     return model
 
 
-#: Every kind of non-local block the package defines: the block (1-D, 2-D, 3-D), the space-time
-#: block of the video network, and the cheaper variants of nlcourse.efficient.
+# Every kind of non-local block the package defines: the block (1-D, 2-D, 3-D), the space-time
+# block of the video network, and the cheaper variants of nlcourse.efficient.
 BLOCK_KINDS = (NonLocalBlock, SpaceTimeNonLocal, WithOp, LowRankNonLocal)
 _WITH_MAPS = (NonLocalBlock, SpaceTimeNonLocal)  # the variants compute no map
 
 
 def nonlocal_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, block) for every non-local block in ``model``, in order: any of
-    :data:`BLOCK_KINDS`, counted once (a space-time block or a variant wraps a block of its own,
+    """(name, block) for every non-local block in ``model``, in order: any of ``BLOCK_KINDS``
+    (the block, 1-D, 2-D or 3-D; the space-time block; the cheaper variants), counted once (a space-time block or a variant wraps a block of its own,
     which is not listed again)."""
     found = []
     for name, module in model.named_modules():
