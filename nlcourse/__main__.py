@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
@@ -18,6 +19,7 @@ from . import distributed
 from ._modes import MODES
 from .budget import NAMES
 from .labs import LABS, bench, summarise
+from .provenance import results_home
 from .viz import scaling_plot, use_style
 
 BUDGET_HELP = "smoke, quick or full (default: $NLCOURSE_BUDGET, else full with CUDA, quick without)"
@@ -92,10 +94,6 @@ def _bench(args) -> int:
 
 def _default_bench_out(result: dict):
     """The results home's bench/cpu or bench/gpu (./results/bench/... outside a checkout)."""
-    from pathlib import Path
-
-    from .provenance import results_home
-
     home = results_home() or Path("results")
     return home / "bench" / ("gpu" if result["machine"]["device_type"] == "cuda" else "cpu")
 
