@@ -1,12 +1,13 @@
 """nlcourse: the reference implementations behind the Non-local Neural Networks course.
 
-The public names are the block and the MNIST network. Everything heavy (torchvision, matplotlib,
+The public names are the block, the MNIST network and its shipped trained weights. Everything heavy (torchvision, matplotlib,
 mlxtend) is imported only inside the functions that use it, so ``import nlcourse`` stays light.
 """
 
 from ._modes import MODES
 from .blocks import NonLocalBlock, NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
 from .models import MNISTNet
+from .shipped import pretrained, pretrained_record
 
 __version__ = "0.1.0"
 
@@ -17,4 +18,6 @@ __all__ = [
     "NonLocalBlock2d",
     "NonLocalBlock3d",
     "MNISTNet",
+    "pretrained",
+    "pretrained_record",
 ]

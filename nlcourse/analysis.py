@@ -34,7 +34,8 @@ from .pairwise import MATERIALISE_MAX_PAIRS
 
 __all__ = ["parameters", "count_flops", "count_operations", "measured_flops", "block_flops", "pairwise_flops",
            "reference_bytes", "time_call", "peak_memory", "matmul_gflops", "compare_paths",
-           "precision_check", "compare_variants", "map_statistics"]
+           "precision_check", "compare_variants", "map_statistics", "occlusion_saliency",
+           "gradient_saliency", "rank_correlation"]
 
 
 def parameters(module: nn.Module) -> int:
@@ -425,3 +426,86 @@ def map_statistics(nl_map: Tensor, query_grid: tuple[int, int], key_grid: tuple[
     if radius is not None:
         stats["beyond_radius"] = (w * (distance > radius)).sum(-1)
     return stats
+
+
+def _check_images(images) -> Tensor:
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor shaped (B, channels, H, W), got {shape}")
+    return images
+
+
+def _targets(logits: Tensor, target) -> Tensor:
+    if target is None:
+        return logits.argmax(1)
+    target = torch.as_tensor(target, device=logits.device).reshape(-1)
+    if target.numel() != logits.shape[0]:
+        raise ValueError(f"target must hold one class per image ({logits.shape[0]}), "
+                         f"got {target.numel()}")
+    return target.long()
+
+
+@torch.no_grad()
+def occlusion_saliency(net: nn.Module, images: Tensor, patch: int = 4, fill: float = 0.0,
+                       target=None) -> Tensor:
+    """How much the logit of ``target`` (default: the predicted class) falls when each
+    ``patch`` x ``patch`` square of the image is painted ``fill``: (B, H/patch, W/patch).
+
+    The question it answers is the one an attention map is often read as answering: which part
+    of the input did this decision depend on? It asks the network, by removing the part.
+    """
+    images = _check_images(images)
+    h, w = images.shape[-2:]
+    if patch < 1 or h % patch or w % patch:
+        raise ValueError(f"patch must divide the image's sides {h} x {w}, got {patch}")
+    net = net.eval()
+    logits = net(images)
+    cls = _targets(logits, target)
+    base = logits.gather(1, cls[:, None])[:, 0]
+    out = torch.empty(images.shape[0], h // patch, w // patch, dtype=logits.dtype)
+    for r in range(h // patch):
+        for c in range(w // patch):
+            hidden = images.clone()
+            hidden[..., r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = fill
+            out[:, r, c] = (base - net(hidden).gather(1, cls[:, None])[:, 0]).cpu()
+    return out
+
+
+def gradient_saliency(net: nn.Module, images: Tensor, target=None) -> Tensor:
+    """|d logit / d pixel| for the logit of ``target`` (default: the predicted class),
+    summed over channels: (B, H, W). The local sensitivity, where occlusion is the effect of
+    removing a part."""
+    images = _check_images(images).detach().clone().requires_grad_(True)
+    net = net.eval()
+    with torch.enable_grad():
+        logits = net(images)
+        cls = _targets(logits, target)
+        logits.gather(1, cls[:, None]).sum().backward()
+    return images.grad.abs().sum(1).detach()
+
+
+def rank_correlation(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman's rank correlation between ``a[i]`` and ``b[i]`` for each i, over all their
+    remaining dimensions (ties get the mean rank): (B,). 1 when both order the positions alike."""
+    if a.shape[0] != b.shape[0] or a[0].numel() != b[0].numel():
+        raise ValueError(f"a and b must hold the same number of items of the same size, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+
+    def ranks(x: Tensor) -> Tensor:
+        x = x.reshape(x.shape[0], -1).double()
+        order = x.argsort(-1)
+        r = torch.empty_like(x)
+        r.scatter_(1, order, torch.arange(x.shape[1], dtype=x.dtype).expand_as(x).contiguous())
+        # ties: replace each rank by the mean rank of its group of equal values
+        for i in range(x.shape[0]):
+            values, inverse = torch.unique(x[i], return_inverse=True)
+            if len(values) < x.shape[1]:
+                sums = torch.zeros(len(values), dtype=x.dtype).index_add_(0, inverse, r[i])
+                counts = torch.zeros(len(values), dtype=x.dtype).index_add_(
+                    0, inverse, torch.ones_like(r[i]))
+                r[i] = (sums / counts)[inverse]
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-300)

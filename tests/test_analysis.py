@@ -94,3 +94,54 @@ def test_count_operations_counts_each_dispatched_call():
     with_blocks = count_operations(lambda: MNISTNet("embedded_gaussian")(x).sum().backward())
     without = count_operations(lambda: MNISTNet(None)(x).sum().backward())
     assert with_blocks > 2 * without > 0   # two blocks add more operations than the whole CNN
+
+
+class _Linear(torch.nn.Module):
+    """logit_k = sum(w_k * x): occlusion and gradient have closed forms."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(10, 1, 8, 8, dtype=torch.float64))
+
+    def forward(self, x):
+        return (x[:, None] * self.w[None]).flatten(2).sum(-1)
+
+
+def test_occlusion_saliency_is_the_logit_lost_per_patch():
+    from nlcourse.analysis import occlusion_saliency
+    torch.manual_seed(0)
+    net, x = _Linear(), torch.rand(3, 1, 8, 8, dtype=torch.float64)
+    target = torch.tensor([1, 4, 7])
+    s = occlusion_saliency(net, x, patch=2, target=target)
+    contribution = (x[:, 0] * net.w[target, 0]).detach()          # (3, 8, 8)
+    expected = contribution.reshape(3, 4, 2, 4, 2).sum((2, 4))
+    assert s.shape == (3, 4, 4) and torch.allclose(s, expected)
+    with pytest.raises(ValueError, match="patch must divide"):
+        occlusion_saliency(net, x, patch=3)
+    with pytest.raises(ValueError, match="target must hold one class per image"):
+        occlusion_saliency(net, x, patch=2, target=[1, 2])
+
+
+def test_gradient_saliency_of_a_linear_model_is_its_weight():
+    from nlcourse.analysis import gradient_saliency
+    torch.manual_seed(0)
+    net, x = _Linear(), torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    s = gradient_saliency(net, x, target=[3, 5])
+    assert torch.allclose(s, net.w[[3, 5], 0].abs().detach())
+    with pytest.raises(ValueError, match=r"images must be a tensor shaped \(B, channels, H, W\)"):
+        gradient_saliency(net, x[0])
+
+
+def test_rank_correlation_matches_scipy_with_ties():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from nlcourse.analysis import rank_correlation
+    torch.manual_seed(0)
+    a = torch.randint(0, 4, (5, 3, 3)).double()      # many ties
+    b = torch.randn(5, 9)
+    got = rank_correlation(a, b)
+    for i in range(5):
+        want = scipy_stats.spearmanr(a[i].flatten().numpy(), b[i].numpy()).statistic
+        assert abs(got[i].item() - want) < 1e-12
+    assert torch.allclose(rank_correlation(b, b), torch.ones(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="same number of items of the same size"):
+        rank_correlation(a, b[:, :4])
