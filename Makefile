@@ -12,10 +12,10 @@ ifdef NLCOURSE_DATA
 export NLCOURSE_DATA := $(abspath $(NLCOURSE_DATA))
 endif
 
-# The book's executed pages depend on the package, the committed results and the budget, none of
-# which Jupyter Book's cache sees (it keys on each page's own source): when this key changes, the
-# cached executions and the labs' saved runs are dropped.
-BOOK_KEY = $(shell cat $$(find nlcourse -name '*.py' | sort) $$(find results -name '*.json' -not -path '*/smoke/*' 2>/dev/null | sort) | sha1sum | cut -c1-16)-$(or $(NLCOURSE_BUDGET),auto)
+# The book's executed pages depend on the package (its shipped weights too), the committed results
+# and the budget, none of which Jupyter Book's cache sees (it keys on each page's own source): when
+# this key changes, the cached executions and the labs' saved runs are dropped.
+BOOK_KEY = $(shell cat $$(find nlcourse -name '*.py' | sort) nlcourse/weights/manifest.json $$(find results -name '*.json' -not -path '*/smoke/*' 2>/dev/null | sort) | sha1sum | cut -c1-16)-$(or $(NLCOURSE_BUDGET),auto)
 
 .PHONY: test book venv sync exercises clean
 
