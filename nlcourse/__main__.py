@@ -3,6 +3,7 @@
     python -m nlcourse train LAB [--model M] [--budget B] [--seed S] [--out DIR]
     python -m nlcourse sweep LAB [--models M ...] [--seeds S ...] [--budget B] [--out DIR]
     python -m nlcourse bench {paths,variants} [--sizes ...] --out DIR
+    python -m nlcourse maps --mode M [--checkpoint PATH] [--image PNG | --index N] --query ROW,COL --out DIR
 
 The budget is resolved here, once, and passed down as an object.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
+from . import distributed, maps
 from ._modes import MODES
 from .budget import NAMES
 from .labs import LABS, bench, summarise
@@ -92,6 +93,33 @@ def _bench(args) -> int:
     return 0
 
 
+def _maps(args) -> int:
+    """Bad input ends with one line that names the problem, not a traceback."""
+    try:
+        query = maps.parse_query(args.query)
+        net = maps.load_model(args.mode, args.checkpoint)
+        if args.image is not None:
+            image = maps.load_image(args.image)
+            what = Path(args.image).name
+        else:
+            from .data import load_mnist
+            data = load_mnist()
+            n = len(data.test_images)
+            if not 0 <= args.index < n:
+                raise ValueError(f"index: {args.index} is not a test image of {data.source} "
+                                 f"(0 to {n - 1})")
+            image = data.test_images[args.index:args.index + 1]
+            what = f"{data.source} test image {args.index} (label {int(data.test_labels[args.index])})"
+        written = maps.export_maps(net, image, query, args.out,
+                                   title=f"{args.mode}, {what}, query at pixel {query}")
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"python -m nlcourse maps: {err}", file=sys.stderr)
+        return 2
+    print(f"{what}: predicted {written['prediction']}; query cells {written['query_cells']}")
+    print(f"wrote {written['png']} and {written['npz']}")
+    return 0
+
+
 def _default_bench_out(result: dict):
     """The results home's bench/cpu or bench/gpu (./results/bench/... outside a checkout)."""
     home = results_home() or Path("results")
@@ -159,6 +187,26 @@ def main(argv: list[str] | None = None) -> int:
                               help="folder for paths.json (and paths.png) or variants.json "
                                    "(default: the results home's bench/cpu or bench/gpu)")
     parser_bench.set_defaults(run=_bench)
+
+    parser_maps = commands.add_parser(
+        "maps", help="the attention maps of a trained MNIST network for one image: an overlay "
+                     "(PNG) and the raw maps (.npz)",
+        description="Export the attention maps of a trained MNISTNet (the shipped weights, or "
+                    "--checkpoint) for one image: your own 28 x 28 grey picture (larger ones are "
+                    "resized), or a test digit by --index.")
+    parser_maps.add_argument("--mode", choices=MODES, default="embedded_gaussian",
+                             help="the pairwise function (default: embedded_gaussian)")
+    parser_maps.add_argument("--checkpoint", default=None,
+                             help="model.pt from 'python -m nlcourse train mnist' (default: the "
+                                  "weights shipped with the package)")
+    source = parser_maps.add_mutually_exclusive_group()
+    source.add_argument("--image", default=None, help="a PNG or JPEG of a digit")
+    source.add_argument("--index", type=int, default=0,
+                        help="a test digit of MNIST instead (default: 0)")
+    parser_maps.add_argument("--query", required=True,
+                             help="ROW,COL of the query in image pixels, 0-27 (e.g. 14,14)")
+    parser_maps.add_argument("--out", required=True, help="folder for overlay.png and maps.npz")
+    parser_maps.set_defaults(run=_maps)
 
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)

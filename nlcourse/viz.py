@@ -139,7 +139,7 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
-        plt.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)  # ax's own figure
     return ax
 
 

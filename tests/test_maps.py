@@ -1,0 +1,88 @@
+"""python -m nlcourse maps: the overlay and the raw maps for a test digit or one's own image, and a
+clear one-line refusal of a bad image, a query outside the image or a checkpoint of another
+architecture."""
+
+import numpy as np
+import pytest
+import torch
+
+from nlcourse import __main__ as cli
+from nlcourse import maps
+from nlcourse.models import LongRangeNet
+from nlcourse.train import save_checkpoint
+
+Image = pytest.importorskip("PIL.Image")
+
+
+def _digit(path, size=28, light=False, colour=False):
+    yy, xx = np.mgrid[:size, :size]
+    ring = np.abs(np.hypot(yy - size / 2, xx - size / 2) - size / 4) < size / 14
+    a = (ring * 255).astype(np.uint8)
+    if light:
+        a = 255 - a
+    img = Image.fromarray(np.stack([a] * 3, -1) if colour else a)
+    img.save(path)
+    return path
+
+
+def test_cli_writes_overlay_and_maps_for_a_test_digit(tmp_path, capsys):
+    assert cli.main(["maps", "--mode", "dot_product", "--index", "2", "--query", "10,20",
+                     "--out", str(tmp_path / "out")]) == 0
+    saved = np.load(tmp_path / "out" / "maps.npz")
+    assert saved["block1"].shape == (196, 49) and saved["block2"].shape == (49, 9)
+    assert list(saved["query_cells"]) == [5 * 14 + 10, 2 * 7 + 5]
+    assert abs(saved["probabilities"].sum() - 1) < 1e-5
+    assert (tmp_path / "out" / "overlay.png").stat().st_size > 10_000
+    assert "predicted" in capsys.readouterr().out
+
+
+def test_own_image_is_resized_inverted_and_reported(tmp_path, capsys):
+    path = _digit(tmp_path / "big.png", size=112, light=True, colour=True)
+    assert cli.main(["maps", "--image", str(path), "--query", "14,14",
+                     "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "resized from 112 x 112 to 28 x 28" in out and "inverted" in out and "grey" in out
+    x = maps.load_image(_digit(tmp_path / "small.png"), log=lambda _: None)
+    assert x.shape == (1, 1, 28, 28) and x.min() >= 0 and x.max() <= 1 and x.mean() < 0.5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--query", "28,3"], "query: (28, 3) lies outside the 28 x 28 image"),
+    (["--query", "3"], "query: expected ROW,COL in image pixels"),
+    (["--query", "3,3", "--index", "10000"], "index: 10000 is not a test image"),
+])
+def test_bad_arguments_get_one_clear_line(tmp_path, capsys, argv, message):
+    assert cli.main(["maps", *argv, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_images_are_refused_by_name(tmp_path, capsys):
+    (tmp_path / "notes.png").write_text("not an image")
+    assert cli.main(["maps", "--image", str(tmp_path / "notes.png"), "--query", "1,1",
+                     "--out", str(tmp_path)]) == 2
+    assert "is not an image file" in capsys.readouterr().err
+    tiny = _digit(tmp_path / "tiny.png", size=14)
+    assert cli.main(["maps", "--image", str(tiny), "--query", "1,1", "--out", str(tmp_path)]) == 2
+    assert "is 14 x 14 pixels; at least 28 x 28" in capsys.readouterr().err
+    assert cli.main(["maps", "--image", str(tmp_path / "gone.png"), "--query", "1,1",
+                     "--out", str(tmp_path)]) == 2
+    assert "image: no file at" in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, capsys):
+    other = save_checkpoint(tmp_path / "lr.pt", LongRangeNet("embedded_gaussian"),
+                            lab="long_range", model="embedded_gaussian")
+    assert cli.main(["maps", "--checkpoint", str(other), "--query", "1,1",
+                     "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not an MNISTNet with embedded_gaussian blocks (lab 'long_range'" in err
+    gauss = save_checkpoint(tmp_path / "g.pt", maps.MNISTNet("gaussian"), lab="mnist",
+                            model="gaussian")
+    with pytest.raises(ValueError, match="missing blocks.0.phi.bias"):
+        maps.load_model("embedded_gaussian", gauss)
+    torch.manual_seed(0)
+    same = save_checkpoint(tmp_path / "eg.pt", maps.MNISTNet("embedded_gaussian"), lab="mnist",
+                           model="embedded_gaussian")
+    assert isinstance(maps.load_model("embedded_gaussian", same), maps.MNISTNet)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        maps.load_model("none")
