@@ -5,7 +5,22 @@
   ("THEBE_JS_URL has already been declared") on every page. This course offers Colab and Binder
   launch buttons instead, so the thebe scripts are dropped.
 - The theme's light/dark switch logs an error when no default mode is set; it is set to "auto".
+
+Launch buttons that open something that runs:
+
+- An exercise page shows the solution notebook, but its Colab and Binder buttons open the
+  student version (``notebooks/exercises/student/``), and its download menu offers the student
+  ``.ipynb`` first.
+- A chapter (a MyST ``.md`` page in ``book/``) is a reading with checks, not a notebook to open in
+  Colab: Colab cannot open a ``.md``, and the chapters read the repository's committed results. So
+  chapters get no launch buttons; their executed ``.ipynb`` stays in the download menu.
 """
+
+import shutil
+from pathlib import Path
+
+EXERCISES = "notebooks/exercises/"
+STUDENT = "notebooks/exercises/student/"
 
 
 def _is_thebe(script) -> bool:
@@ -19,6 +34,46 @@ def _page_context(app, pagename, templatename, context, doctree):
         context["script_files"] = [s for s in context["script_files"] if not _is_thebe(s)]
 
 
+def _student_copy(app, pagename: str) -> str | None:
+    """Copy the student version of an exercise next to the page's sources; its URL or None."""
+    name = pagename[len(EXERCISES):] + ".ipynb"
+    student = Path(app.srcdir) / STUDENT / name
+    if not student.exists():
+        return None
+    target = Path(app.outdir) / "_sources" / STUDENT / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(student, target)
+    return STUDENT + name
+
+
+def _launch_targets(app, pagename, templatename, context, doctree):
+    buttons = context.get("header_buttons")
+    if not buttons:
+        return
+    exercise = pagename.startswith(EXERCISES) and "/student/" not in pagename
+    chapter = pagename.startswith("book/")
+    kept = []
+    for button in buttons:
+        label = button.get("label")
+        if label == "launch-buttons" and chapter:
+            continue
+        if label == "launch-buttons" and exercise:
+            for link in button.get("buttons", []):
+                link["url"] = link["url"].replace(EXERCISES, STUDENT, 1)
+        if label == "download-buttons" and exercise:
+            copied = _student_copy(app, pagename)
+            if copied:
+                button["buttons"].insert(0, {
+                    "type": "link", "url": f"{context['pathto']('_sources', 1)}/{copied}",
+                    "text": "student .ipynb", "icon": "fas fa-code",
+                    "tooltip": "Download the exercise to solve (the student version)",
+                    "label": "download-student-button"})
+        kept.append(button)
+    context["header_buttons"] = kept
+
+
 def setup(app):
     app.connect("html-page-context", _page_context, priority=900)
+    # after sphinx-book-theme has added its buttons (default priority 500)
+    app.connect("html-page-context", _launch_targets, priority=950)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,86 @@
+"""Every launch button of the built site opens something that runs: a notebook (.ipynb) that
+exists in the repository, the student version on exercise pages, and none on the chapters (a .md
+that Colab cannot open). Reads `_build/html` (`make test` builds it first); the hook that sets the
+buttons is also tested alone, without a build."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("offline_site", ROOT / "book/_ext/offline_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _targets(html: str) -> list[str]:
+    """Repository paths that the page's Colab and Binder buttons open."""
+    paths = []
+    for url in re.findall(r'href="(https://(?:colab\.research\.google\.com|mybinder\.org)[^"]+)"', html):
+        url = url.replace("&amp;", "&")
+        parsed = urlparse(url)
+        if parsed.netloc.startswith("colab"):
+            paths.append(unquote(parsed.path.split("/blob/", 1)[1].split("/", 1)[1]))
+        else:
+            paths.append(unquote(parse_qs(parsed.query)["urlpath"][0]).split("/", 1)[1])
+    return paths
+
+
+def test_hook_sends_exercises_to_the_student_version_and_drops_chapter_buttons(tmp_path):
+    hook = _hook()
+    student = tmp_path / "src" / hook.STUDENT / "ex09_x.ipynb"
+    student.parent.mkdir(parents=True)
+    student.write_text("{}")
+
+    class App:
+        srcdir, outdir = tmp_path / "src", tmp_path / "out"
+
+    def context():
+        return {"pathto": lambda *_: "../..", "header_buttons": [
+            {"label": "launch-buttons", "buttons": [
+                {"url": "https://colab.research.google.com/github/o/r/blob/main/"
+                        "notebooks/exercises/ex09_x.ipynb"}]},
+            {"label": "download-buttons", "buttons": [{"label": "download-source-button"}]}]}
+
+    ctx = context()
+    hook._launch_targets(App, "notebooks/exercises/ex09_x", "page.html", ctx, None)
+    launch, download = ctx["header_buttons"]
+    assert launch["buttons"][0]["url"].endswith("blob/main/notebooks/exercises/student/ex09_x.ipynb")
+    assert download["buttons"][0]["label"] == "download-student-button"
+    assert (App.outdir / "_sources" / hook.STUDENT / "ex09_x.ipynb").exists()
+    ctx = context()
+    hook._launch_targets(App, "book/gaussian", "page.html", ctx, None)
+    assert [b["label"] for b in ctx["header_buttons"]] == ["download-buttons"]
+
+
+@pytest.mark.skipif(not (SITE / "index.html").exists(), reason="the site is not built (make book)")
+def test_every_launch_button_of_the_built_site_opens_a_notebook_that_exists():
+    pages = sorted(p for p in SITE.rglob("*.html") if "_static" not in p.parts)
+    seen = 0
+    for page in pages:
+        name = page.relative_to(SITE).as_posix()
+        targets = _targets(page.read_text(encoding="utf-8"))
+        if name.startswith("book/"):
+            assert not targets, f"{name}: a chapter has launch buttons {targets}"
+        for target in targets:
+            seen += 1
+            assert target.endswith(".ipynb"), f"{name}: a launch button opens {target}"
+            assert (ROOT / target).exists(), f"{name}: a launch button opens {target}, not in the repo"
+            if name.startswith("notebooks/exercises/"):
+                assert target.startswith("notebooks/exercises/student/"), \
+                    f"{name}: the launch button opens {target}, not the student version"
+        if name.startswith("notebooks/exercises/ex"):
+            student = SITE / "_sources" / "notebooks" / "exercises" / "student" / \
+                page.with_suffix(".ipynb").name
+            assert student.exists(), f"{name}: no student .ipynb to download"
+    assert seen >= 13 * 2, f"only {seen} launch buttons found: are the launch buttons configured?"
