@@ -84,3 +84,14 @@ def test_every_launch_button_of_the_built_site_opens_a_notebook_that_exists():
                 page.with_suffix(".ipynb").name
             assert student.exists(), f"{name}: no student .ipynb to download"
     assert seen >= 13 * 2, f"only {seen} launch buttons found: are the launch buttons configured?"
+
+
+@pytest.mark.skipif(not (SITE / "index.html").exists(), reason="the site is not built (make book)")
+def test_every_page_says_which_budget_its_live_cells_ran_at():
+    banners = _hook().BANNER
+    for page in sorted(p for p in SITE.rglob("*.html") if "_static" not in p.parts):
+        html = page.read_text(encoding="utf-8")
+        if "http-equiv=\"refresh\"" in html or page.name in ("search.html", "genindex.html"):
+            continue
+        assert any(b.replace('\\"', '"').split("<b>")[0] in html for b in banners.values()), \
+            f"{page.relative_to(SITE)} does not say which budget its live cells ran at"

@@ -19,6 +19,17 @@ Launch buttons that open something that runs:
 import shutil
 from pathlib import Path
 
+# What each budget means for a reader of the built site, shown in one line on every page.
+BANNER = {
+    "smoke": "This build ran its live cells at the <b>smoke</b> budget (a test build: seconds of "
+             "training, for checking that every page runs, not for reading). The text rests on "
+             "committed runs and shipped weights; the live \"your run\" outputs do not.",
+    "quick": "Live cells on these pages ran at the <b>quick</b> budget (minutes of training on a "
+             "CPU); the text rests on the committed runs and the shipped weights they show.",
+    "full": "Live cells on these pages ran at the <b>full</b> budget (the public demo's recipe, "
+            "on a GPU); the text rests on the committed runs and the shipped weights they show.",
+}
+
 EXERCISES = "notebooks/exercises/"
 STUDENT = "notebooks/exercises/student/"
 
@@ -72,7 +83,17 @@ def _launch_targets(app, pagename, templatename, context, doctree):
     context["header_buttons"] = kept
 
 
+def _budget_banner(app, config):
+    """One line on every page: the budget the live cells ran at (read where the build runs)."""
+    from nlcourse.budget import resolve_name  # the course's own rule: $NLCOURSE_BUDGET, else hardware
+
+    options = config.html_theme_options
+    if not options.get("announcement"):
+        options["announcement"] = BANNER[resolve_name(None)]
+
+
 def setup(app):
+    app.connect("config-inited", _budget_banner)
     app.connect("html-page-context", _page_context, priority=900)
     # after sphinx-book-theme has added its buttons (default priority 500)
     app.connect("html-page-context", _launch_targets, priority=950)
