@@ -41,12 +41,17 @@ book: $(STAMP)
 test: book
 	$(BIN)/python -m pytest
 
-# After editing a notebook's .md, write its paired .ipynb (and the other way round).
+# After editing a notebook's .md, write its paired .ipynb (and the other way round). First, every
+# address of the course (install cells, README links, package URLs) is rewritten from the one
+# setting, _config.yml's `repository` (tools/course_setting.py).
 sync: $(STAMP)
+	$(BIN)/python tools/course_setting.py --write
 	$(BIN)/jupytext --sync notebooks/*.md notebooks/exercises/*.md
 
-# Student versions of the exercises, generated from the solution notebooks (commit the result).
-exercises: sync
+# The exercises: pair each solution notebook, write nbgrader's cell metadata into its .ipynb
+# (from the markers in the .md), and generate the student versions (commit the result).
+exercises: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/exercises/*.md
 	$(BIN)/python -m nlcourse.exercises.student notebooks/exercises
 
 clean:

@@ -19,6 +19,7 @@ import torch
 from . import distributed, maps
 from ._modes import MODES
 from .budget import NAMES
+from .data import load_mnist
 from .labs import LABS, bench, summarise
 from .provenance import results_home
 from .viz import scaling_plot, use_style
@@ -102,7 +103,6 @@ def _maps(args) -> int:
             image = maps.load_image(args.image)
             what = Path(args.image).name
         else:
-            from .data import load_mnist
             data = load_mnist()
             n = len(data.test_images)
             if not 0 <= args.index < n:

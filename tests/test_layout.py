@@ -12,7 +12,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "nlcourse"
 CORE = sorted(p for p in PACKAGE.rglob("*.py")
               if "labs" not in p.relative_to(PACKAGE).parts and p.name != "__main__.py")
-HEAVY = ("torchvision", "matplotlib", "plotly", "mlxtend", "ipywidgets", "IPython", "jupytext")
+HEAVY = ("torchvision", "matplotlib", "plotly", "mlxtend", "ipywidgets", "IPython", "jupytext",
+         "PIL")
 
 
 def _imports(path: Path):

@@ -1,0 +1,186 @@
+"""The GitHub workflows: each one validates against GitHub's workflow schema (offline, with
+check-jsonschema's vendored copy), and does what the course needs: ci.yml runs .ci/run on pushes
+and pull requests with its caches; publish.yml pins the notebooks' install cells to the commit
+it publishes before it builds, with the committed results and the quick budget (never smoke),
+and deploys to GitHub Pages; linkcheck.yml checks the links every week."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+# The major versions in use (actions/* publishes moving major tags).
+ACTIONS = {"actions/checkout": "v4", "actions/setup-python": "v5", "actions/cache": "v4",
+           "actions/configure-pages": "v5", "actions/upload-pages-artifact": "v3",
+           "actions/deploy-pages": "v4"}
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _check_jsonschema():
+    """check-jsonschema of this environment (requirements.txt), else one on PATH."""
+    here = Path(sys.executable).parent / "check-jsonschema"
+    return str(here) if here.exists() else shutil.which("check-jsonschema")
+
+
+def _validate(path: Path):
+    exe = _check_jsonschema()
+    if exe is None:
+        pytest.skip("check-jsonschema is not installed (pip install check-jsonschema)")
+    # --builtin-schema uses the schema vendored in the package: no network (checked with the
+    # network namespace removed: `unshare -rn`).
+    return subprocess.run([exe, "--builtin-schema", "vendor.github-workflows", str(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _load(name: str) -> dict:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    data["on"] = data.pop(True, data.get("on"))   # YAML 1.1 reads the key `on` as True
+    return data
+
+
+def _steps(job: dict) -> list[dict]:
+    return job.get("steps", [])
+
+
+def _runs(job: dict) -> list[str]:
+    return [s.get("run", "") for s in _steps(job)]
+
+
+def _uses(job: dict, action: str) -> list[dict]:
+    return [s for s in _steps(job) if s.get("uses", "").split("@")[0] == action]
+
+
+def test_the_three_workflows_exist():
+    assert [p.name for p in FILES] == ["ci.yml", "linkcheck.yml", "publish.yml"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_workflow_validates_against_githubs_schema(path):
+    run = _validate(path)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_schema_check_can_fail(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text((WORKFLOWS / "ci.yml").read_text().replace("runs-on:", "runs-onn:"))
+    run = _validate(broken)
+    assert run.returncode != 0 and "runs-on" in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_actions_are_pinned_to_their_major_version(path):
+    uses = re.findall(r"uses:\s*([\w./-]+)@(\S+)", path.read_text())
+    assert uses
+    for action, version in uses:
+        assert action in ACTIONS, f"{path.name}: {action} is not one of the actions in use"
+        assert version == ACTIONS[action], f"{path.name}: {action}@{version}, expected {ACTIONS[action]}"
+
+
+def _assert_caches(job: dict, name: str):
+    caches = {s["with"]["path"].strip(): s["with"] for s in _uses(job, "actions/cache")}
+    venv = caches.get(".venv")
+    assert venv and "hashFiles('requirements.txt', 'pyproject.toml')" in venv["key"], \
+        f"{name}: the virtual environment is cached, keyed on requirements.txt and pyproject.toml"
+    assert "python-version" in venv["key"], f"{name}: a venv links to its exact Python"
+    assert any("_build/.jupyter_cache" in path for path in caches), \
+        f"{name}: Jupyter Book's execution cache is cached"
+    python = _uses(job, "actions/setup-python")
+    assert python and str(python[0]["with"]["python-version"]) == "3.11"
+    assert job["runs-on"] == "ubuntu-latest"
+
+
+def test_ci_runs_the_suite_on_pushes_and_pull_requests():
+    ci = _load("ci.yml")
+    assert "push" in ci["on"] and "pull_request" in ci["on"]
+    (job,) = ci["jobs"].values()
+    assert ".ci/run" in _runs(job)
+    _assert_caches(job, "ci.yml")
+
+
+def test_publish_deploys_to_pages_from_the_settings_branch():
+    branch = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["branch"]
+    publish = _load("publish.yml")
+    assert publish["on"]["push"]["branches"] == [branch]
+    assert publish["permissions"]["pages"] == "write"
+    assert publish["permissions"]["id-token"] == "write"
+    assert publish["concurrency"]["group"]
+    build, deploy = publish["jobs"]["build"], publish["jobs"]["deploy"]
+    _assert_caches(build, "publish.yml")
+    assert _uses(build, "actions/configure-pages")
+    (upload,) = _uses(build, "actions/upload-pages-artifact")
+    assert upload["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build" and _uses(deploy, "actions/deploy-pages")
+    assert deploy["environment"]["name"] == "github-pages"
+
+
+def test_publish_never_publishes_the_smoke_budget():
+    text = (WORKFLOWS / "publish.yml").read_text()
+    build = _load("publish.yml")["jobs"]["build"]
+    assert build["env"]["NLCOURSE_BUDGET"] == "quick"
+    assert "NLCOURSE_BUDGET" not in "".join(_runs(build)), "the budget is set once, for the job"
+    assert "smoke budget is never published" in text   # the choice is said where it is made
+
+
+def _build_step(job: dict) -> int:
+    builds = [i for i, run in enumerate(_runs(job))
+              if re.search(r"(^|\s)make book\b|jupyter-book build", run)]
+    assert len(builds) == 1, "one step builds the site"
+    return builds[0]
+
+
+def _pin_step(job: dict) -> int:
+    pins = [i for i, run in enumerate(_runs(job))
+            if "tools/course_setting.py --write" in run and '--ref "${{ github.sha }}"' in run]
+    assert len(pins) == 1, "one step pins the install cells to the commit being published"
+    return pins[0]
+
+
+def test_publish_pins_the_install_cells_before_it_builds():
+    build = _load("publish.yml")["jobs"]["build"]
+    assert _pin_step(build) < _build_step(build)
+
+
+def test_the_pin_step_really_pins(tmp_path):
+    """Run the publish workflow's own pin command, with a commit for ${{ github.sha }}, on a copy
+    of the course: every notebook's install cell then installs that commit."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import course_setting as cs
+    finally:
+        sys.path.pop(0)
+    build = _load("publish.yml")["jobs"]["build"]
+    command = _runs(build)[_pin_step(build)]
+    for name in ("_config.yml", "README.md", "pyproject.toml", cs.PUBLISH, "tools/course_setting.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    for md in cs.notebook_sources(ROOT):
+        for path in (p for p in (md, md.with_suffix(".ipynb")) if p.exists()):
+            target = tmp_path / path.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    command = command.replace("${{ github.sha }}", SHA).replace(".venv/bin/python", sys.executable)
+    subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True, capture_output=True)
+    setting = cs.read_setting(tmp_path)
+    assert cs.check(tmp_path, ref=SHA) == []
+    for md in cs.notebook_sources(tmp_path):
+        for path in (p for p in (md, md.with_suffix(".ipynb")) if p.exists()):
+            assert f"git+{setting.url}@{SHA}" in path.read_text(), path
+
+
+def test_linkcheck_runs_weekly():
+    linkcheck = _load("linkcheck.yml")
+    (cron,) = linkcheck["on"]["schedule"]
+    minute, hour, day, month, weekday = cron["cron"].split()
+    assert day == month == "*" and weekday not in ("*",), "once a week"
+    assert "workflow_dispatch" in linkcheck["on"]
+    (job,) = linkcheck["jobs"].values()
+    assert any(re.search(r"jupyter-book build \. --builder linkcheck", run) for run in _runs(job))
