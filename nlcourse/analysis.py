@@ -472,9 +472,9 @@ def occlusion_saliency(net: nn.Module, images: Tensor, patch: int = 4, fill: flo
 
 
 def gradient_saliency(net: nn.Module, images: Tensor, target=None) -> Tensor:
-    """|d logit / d pixel| for the logit of ``target`` (default: the predicted class),
-    summed over channels: (B, H, W). The local sensitivity, where occlusion is the effect of
-    removing a part."""
+    """The absolute gradient of the logit of ``target`` (default: the predicted class) with
+    respect to each pixel, summed over channels: (B, H, W). The local sensitivity, where occlusion
+    is the effect of removing a part."""
     images = _check_images(images).detach().clone().requires_grad_(True)
     net = net.eval()
     with torch.enable_grad():
