@@ -3,6 +3,7 @@ them and committed up to date, and the generator's rules themselves."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -15,8 +16,23 @@ EXERCISES = ROOT / "notebooks" / "exercises"
 SOLUTIONS = sorted(EXERCISES.glob("ex*.md"))
 
 
-def test_six_exercises():
-    assert len(SOLUTIONS) >= 6
+def test_ten_exercises():
+    assert len(SOLUTIONS) >= 10
+
+
+def test_every_exercise_is_in_the_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    for md in SOLUTIONS:
+        assert f"notebooks/exercises/{md.stem}.ipynb" in toc, md.name
+
+
+def test_every_exercise_has_a_graded_hidden_test():
+    from nlcourse.exercises.student import nbgrader_metadata
+
+    for md in SOLUTIONS:
+        cells = [dict(c, source=c.source) for c in jupytext.read(md).cells]
+        kinds = [m["grade_id"].split("-")[1] for m in nbgrader_metadata(cells, md.stem) if m]
+        assert any(k.startswith("test") for k in kinds), md.name
 
 
 def test_student_versions_are_up_to_date(tmp_path):
@@ -42,9 +58,10 @@ def test_solution_notebook_structure(md):
     assert solutions, "an exercise without a solution region"
     for cell in solutions:  # folded on the site, never open by default
         assert "hide-input" in cell.metadata.get("tags", []), cell.source[:60]
-    for cell in nb.cells:  # written answers: hidden markers around a closed dropdown
+    for cell in nb.cells:  # written answers: hidden markers (with points, maybe) around a dropdown
         if cell.cell_type == "markdown" and "BEGIN SOLUTION" in cell.source:
-            assert "<!-- ### BEGIN SOLUTION -->\n:::{dropdown}" in cell.source
+            assert re.search(r"<!-- ### BEGIN SOLUTION( \(\d+ points?\))? -->\n:::\{dropdown\}",
+                             cell.source), cell.source[:80]
     assert any("check_" in c.source for c in nb.cells if c.cell_type == "code")
 
 
@@ -54,6 +71,20 @@ def test_student_version_has_no_solutions(md):
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS"):
         assert marker not in student
     assert "NotImplementedError" in student and "(student version)" in student
+
+
+def test_points_are_read_from_the_markers():
+    from nlcourse.exercises.student import nbgrader_metadata
+
+    cells = [dict(cell_type="code", source="x = 1\n### BEGIN HIDDEN TESTS (3 points)\nassert x\n"
+                  "### END HIDDEN TESTS"),
+             dict(cell_type="markdown", source="Q\n<!-- ### BEGIN SOLUTION (2 points) -->\n"
+                  ":::{dropdown} A\nB\n:::\n<!-- ### END SOLUTION -->"),
+             dict(cell_type="code", source="### BEGIN HIDDEN TESTS\nassert 1\n### END HIDDEN TESTS")]
+    test, answer, default = nbgrader_metadata(cells, "exNN")
+    assert (test["points"], test["grade_id"], test["locked"]) == (3, "exNN-test1", True)
+    assert (answer["points"], answer["grade"], answer["solution"]) == (2, True, True)
+    assert default["points"] == 1 and default["grade_id"] == "exNN-test2"
 
 
 def test_generator_rules():

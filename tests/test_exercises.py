@@ -14,7 +14,8 @@ from nlcourse.viz import map_geometry
 
 
 def eg_right(t, p, g):
-    return reference.nonlocal_op("embedded_gaussian", t, p, g)
+    attention = torch.softmax(t @ p.transpose(1, 2), dim=-1)
+    return attention @ g, attention
 
 
 def dot_right(t, p, g):
@@ -182,7 +183,7 @@ def test_insert_block():
     fb = check_insert_block(lambda: Net(with_block=False))
     assert not fb and "holds no nlcourse.NonLocalBlock" in str(fb)
     fb = check_insert_block(lambda: Net(bad_init=True))
-    assert not fb and "output changes when the blocks are removed" in str(fb)
+    assert not fb and "not the identity at initialisation" in str(fb)
 
 
 def test_map_reading_feedback_does_not_print_the_answers(capsys):
@@ -199,3 +200,127 @@ def test_map_reading_feedback_does_not_print_the_answers(capsys):
     out = capsys.readouterr().out
     assert str(truth["strongest_key"]) not in out
     assert f"{truth['distance_px']:.2f}" not in out and f"{truth['entropy']:.3f}" not in out
+
+
+# --- checks no answer can crash or fool (issue 18) --------------------------------------------
+
+def test_feedback_that_compared_nothing_is_not_a_pass():
+    from nlcourse.exercises import Feedback
+
+    assert not Feedback("empty")
+    fb = Feedback("a note only")
+    fb.note("float32")
+    assert not fb
+
+
+def test_a_forgotten_return_fails_every_check():
+    def nothing(*args):
+        return None
+    for check in (check_embedded_gaussian, check_dot_product, check_concatenation,
+                  check_projection):
+        fb = check(nothing)
+        assert not fb and "a forgotten return" in fb.mistakes, str(fb)
+    assert "a forgotten return" in check_insert_block(lambda: None).mistakes
+
+
+def test_float32_answers_pass_with_a_note(capsys):
+    def eg32(t, p, g):
+        return eg_right(t.float(), p.float(), g.float())
+    fb = check_embedded_gaussian(eg32)
+    assert fb, str(fb)
+    assert "torch.float32" in str(fb) and "accepted" in str(fb)
+
+
+def test_an_input_changed_in_place_is_reported():
+    def centred(t, p, g):
+        t -= t.mean()
+        return eg_right(t, p, g)
+    _mistake(check_embedded_gaussian(centred), "an input modified in place")
+
+
+def test_no_grad_and_numpy_answers_are_detached():
+    def no_grad(t, p, g):
+        with torch.no_grad():
+            return eg_right(t, p, g)
+
+    def via_numpy(t, p, g):
+        y, a = eg_right(t, p, g)
+        return torch.from_numpy(y.detach().numpy()), torch.from_numpy(a.detach().numpy())
+    _mistake(check_embedded_gaussian(no_grad), "a detached output")
+    _mistake(check_embedded_gaussian(via_numpy), "a detached output")
+
+
+def test_a_softmax_without_the_max_subtracted_overflows():
+    _mistake(check_embedded_gaussian(lambda t, p, g: reference.nonlocal_op(
+        "embedded_gaussian", t, p, g)), "an exponential that overflows")
+
+
+def test_hard_coded_sizes_are_named():
+    def by_32(t, p, g):
+        a = t @ p.transpose(1, 2) / 32
+        return a @ g, a
+
+    def fixed_view(t, p, g):
+        y, a = eg_right(t, p, g)
+        return y.view(2, 4, 48), a
+    _mistake(check_dot_product(by_32), "a hard-coded size")
+    _mistake(check_embedded_gaussian(fixed_view), "a hard-coded size")
+
+
+def test_exceptions_come_back_with_the_last_traceback_line():
+    def broken(t, p, g):
+        return torch.softmax(t @ p, dim=-1)
+    fb = check_embedded_gaussian(broken)
+    assert not fb and "RuntimeError" in str(fb) and "your line" in str(fb)
+
+
+def test_concatenation_memory_and_reduction():
+    def broadcast_sum(t, p, g, w):
+        Cp = t.shape[-1]
+        a = torch.relu((t.unsqueeze(2) * w[:Cp] + p.unsqueeze(1) * w[Cp:]).sum(-1)) / p.shape[1]
+        return a @ g, a
+
+    def unreduced(t, p, g, w):
+        Cp = t.shape[-1]
+        a = torch.relu(t.unsqueeze(2) * w[:Cp] + p.unsqueeze(1) * w[Cp:]) / p.shape[1]
+        return a.sum(-1) @ g, a
+    _mistake(check_concatenation(broadcast_sum), "an O(N M C') broadcast-then-sum")
+    _mistake(check_concatenation(unreduced), "an unreduced tensor")
+
+
+def test_identity_init_survives_a_replaced_or_frozen_w():
+    def replaced(block):
+        block.W = nn.Identity()
+
+    def frozen(block):
+        zero_gamma(block)
+        block.W.requires_grad_(False)
+    _mistake(check_identity_init(replaced), "block.W replaced")
+    _mistake(check_identity_init(frozen), "W frozen")
+
+
+def test_map_reading_survives_none_and_tuples():
+    geometry = map_geometry(196, 49)
+    weights = np.random.default_rng(0).dirichlet(np.ones(49))
+    truth = map_facts(weights, geometry, 40)
+    assert "a forgotten return" in check_map_reading(None, weights, geometry, 40).mistakes
+    assert "a wrong return type" in check_map_reading(tuple(truth.values()), weights, geometry,
+                                                      40).mistakes
+
+
+def test_insert_block_sees_a_double_residual_and_conv_zero_gamma_one():
+    from tests.exercise_feed import ex06
+
+    _mistake(check_insert_block(ex06.DoubleResidual, base=ex06.SmallCNN), "a double residual")
+    _mistake(check_insert_block(ex06.ConvZeroGammaOne, base=ex06.SmallCNN),
+             "W zeroed with BN gamma left at 1")
+    assert check_insert_block(ex06.Right, base=ex06.SmallCNN)
+
+
+def test_the_learners_random_state_is_left_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check_identity_init(zero_gamma)
+    check_projection(lambda block, x: block.project(x))
+    assert torch.equal(torch.rand(3), expected)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..viz import query_centre
-from ._feedback import Feedback
+from ._feedback import NO_RETURN, WRONG_TYPE, Feedback, guarded
 
 
 def map_facts(weights, geometry: dict, query: int) -> dict:
@@ -23,50 +23,138 @@ def map_facts(weights, geometry: dict, query: int) -> dict:
             "entropy": float(-(p * np.log(p)).sum())}
 
 
-def check_map_reading(answers: dict, weights, geometry: dict, query: int) -> Feedback:
+ROW_COL = "row and column swapped"
+FLAT = "a flat index"
+CELLS = "distance in cells, not pixels"
+BITS = "entropy in bits"
+SIGN = "entropy sign"
+
+
+def _number(fb: Feedback, answers: dict, key: str, what: str):
+    """answers[key] as a float, or None after saying what it is instead."""
+    value = answers[key]
+    if isinstance(value, (tuple, list, np.ndarray)) and np.size(value) == 1:
+        value = np.ravel(value)[0]
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        fb.bad(f"answers[{key!r}] should be one number ({what}), got {type(value).__name__} "
+               f"{value!r:.60}", mistake=WRONG_TYPE)
+        return None
+    value = float(value)
+    if not math.isfinite(value):
+        fb.bad(f"answers[{key!r}] is {value}: {what} must be a finite number", mistake=WRONG_TYPE)
+        return None
+    return value
+
+
+def _key(fb: Feedback, value):
+    """answers["strongest_key"] as a tuple of ints, or None after saying why not."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return (int(value),)
+    if isinstance(value, (tuple, list)) and all(
+            isinstance(v, (int, np.integer, float, np.floating)) and not isinstance(v, bool)
+            and float(v) == int(v) for v in value) and len(value) in (1, 2):
+        return tuple(int(v) for v in value)
+    fb.bad(f"answers['strongest_key'] should be a (row, column) pair of ints on the key grid, "
+           f"got {type(value).__name__} {value!r:.60}", mistake=WRONG_TYPE)
+    return None
+
+
+@guarded("Exercise 5 (reading a map)")
+def check_map_reading(answers, weights, geometry: dict, query: int) -> Feedback:
     """``answers``: {"strongest_key": (row, col), "distance_px": float, "entropy": float}."""
     fb = Feedback("Exercise 5 (reading a map)")
     truth = map_facts(weights, geometry, query)
+    if answers is None:
+        fb.bad("answers is None: build a dict {'strongest_key': (row, col), 'distance_px': ..., "
+               "'entropy': ...} (did a function forget its return?)", mistake=NO_RETURN)
+        return fb.report()
+    if not isinstance(answers, dict):
+        fb.bad(f"answers should be a dict with the keys 'strongest_key', 'distance_px' and "
+               f"'entropy', got a {type(answers).__name__}", mistake=WRONG_TYPE)
+        return fb.report()
     missing = {"strongest_key", "distance_px", "entropy"} - set(answers)
     if missing:
-        fb.bad(f"answers needs the keys {sorted(missing)}")
+        fb.bad(f"answers needs the keys {sorted(missing)}", mistake=WRONG_TYPE)
         return fb.report()
-    key = tuple(int(v) for v in np.ravel(answers["strongest_key"]))
+    k = geometry["key_grid"]
     row, col = truth["strongest_key"]
-    if key == (row, col):
+    key = _key(fb, answers["strongest_key"])
+    if key is None:
+        pass
+    elif key == (row, col):
         # Success lines name what was right, never the value: the solved page is published.
-        fb.good(f"the strongest key is right, as (row, column) of the {geometry['key_grid']}x"
-                f"{geometry['key_grid']} key grid")
+        fb.good(f"the strongest key is right, as (row, column) of the {k}x{k} key grid")
     elif key == (col, row):
         fb.bad("you gave (column, row): positions flatten row-major, so index j is at "
-               "(j // width, j % width)", mistake="row and column swapped")
-    elif len(key) == 1 and key[0] == row * geometry["key_grid"] + col:
-        fb.bad("that is the flat index; give it as (row, column) on the key grid: divmod(j, width)")
+               "(j // width, j % width)", mistake=ROW_COL)
+    elif len(key) == 1 and key[0] == row * k + col:
+        fb.bad("that is the flat index; give it as (row, column) on the key grid: divmod(j, width)",
+               mistake=FLAT)
+    elif len(key) == 2 and key == divmod(row * k + col, geometry["grid"]):
+        fb.bad(f"you divided the flat index by the QUERY grid's width {geometry['grid']}; keys lie "
+               f"on the {k}x{k} key grid: divmod(j, {k})", mistake="the query grid's width")
+    elif len(key) == 2 and key == (row + 1, col + 1):
+        fb.bad("counted from 1: rows and columns start at 0", mistake="counting from 1")
+    elif len(key) == 2 and (key[0] * k + key[1]) == int(np.argmin(np.asarray(weights))):
+        fb.bad("that is the WEAKEST key: take the argmax", mistake="argmin instead of argmax")
     else:
-        fb.bad(f"the strongest key is not at {key}: take the argmax over the query's row of the map")
-    dist = float(answers["distance_px"])
-    if math.isclose(dist, truth["distance_px"], rel_tol=1e-3, abs_tol=1e-3):
+        fb.bad(f"the strongest key is not at {key}: take the argmax over the query's row of the "
+               f"map, then divmod(j, {k})")
+    dist = _number(fb, answers, "distance_px", "a distance in pixels")
+    d = truth["distance_px"]
+    if dist is None:
+        pass
+    elif math.isclose(dist, d, rel_tol=1e-3, abs_tol=1e-3):
         fb.good("the distance is right: in pixels, from the query's centre to the key's centre")
-    elif truth["distance_px"] > 0 and math.isclose(dist * geometry["key_px"], truth["distance_px"],
-                                                   rel_tol=1e-2):
+    elif d > 0 and math.isclose(dist * geometry["key_px"], d, rel_tol=1e-2):
         fb.bad(f"that distance is in key cells; one key covers {geometry['key_px']} pixels",
-               mistake="distance in cells, not pixels")
-    elif truth["distance_px"] > 0 and math.isclose(dist * geometry["cell_px"], truth["distance_px"],
-                                                   rel_tol=1e-2):
-        fb.bad(f"that distance is in query cells; one query cell covers {geometry['cell_px']} pixels",
-               mistake="distance in cells, not pixels")
+               mistake=CELLS)
+    elif d > 0 and math.isclose(dist * geometry["cell_px"], d, rel_tol=1e-2):
+        fb.bad(f"that distance is in query cells; one query cell covers {geometry['cell_px']} "
+               f"pixels", mistake=CELLS)
+    elif d > 0 and math.isclose(dist, d * d, rel_tol=1e-3):
+        fb.bad("that is the squared distance: take the square root (math.hypot)",
+               mistake="the squared distance")
     else:
-        fb.bad("measure from the CENTRE of the query's cell to the CENTRE of the key's cell, in "
-               "pixels of the input image (nlcourse.viz.query_centre gives the query's)")
-    ent = float(answers["entropy"])
-    if math.isclose(ent, truth["entropy"], rel_tol=1e-3, abs_tol=1e-6):
-        fb.good(f"the entropy is right, in nats (uniform weights over {geometry['key_grid'] ** 2} "
-                f"keys would give {math.log(geometry['key_grid'] ** 2):.3f})")
-    elif math.isclose(ent * math.log(2), truth["entropy"], rel_tol=1e-3):
-        fb.bad("that entropy is in bits (log base 2); use the natural log, nats",
-               mistake="entropy in bits")
-    elif math.isclose(-ent, truth["entropy"], rel_tol=1e-3):
-        fb.bad("entropy is -sum p log p: your sign is flipped", mistake="entropy sign")
+        qr, qc = query_centre(query, geometry)
+        px = geometry["key_px"]
+        kr, kc = row * px + (px - 1) / 2, col * px + (px - 1) / 2
+        corner = math.hypot(row * px - qr, col * px - qc)
+        if math.isclose(dist, abs(kr - qr) + abs(kc - qc), rel_tol=1e-3) and not math.isclose(
+                dist, d, rel_tol=1e-2):
+            fb.bad("that is the city-block distance |dr| + |dc|; use the straight-line distance "
+                   "sqrt(dr^2 + dc^2)", mistake="the city-block distance")
+        elif math.isclose(dist, corner, rel_tol=1e-3):
+            fb.bad("you measured to the key's top-left pixel; measure to its centre, "
+                   "r * key_px + (key_px - 1) / 2", mistake="a corner instead of the centre")
+        else:
+            fb.bad("measure from the CENTRE of the query's cell to the CENTRE of the key's cell, "
+                   "in pixels of the input image (nlcourse.viz.query_centre gives the query's)")
+    ent = _number(fb, answers, "entropy", "an entropy in nats")
+    h = truth["entropy"]
+    p = np.asarray(weights, dtype=np.float64)
+    if ent is None:
+        pass
+    elif math.isclose(ent, h, rel_tol=1e-3, abs_tol=1e-6):
+        fb.good(f"the entropy is right, in nats (uniform weights over {k ** 2} keys would give "
+                f"{math.log(k ** 2):.3f})")
+    elif math.isclose(ent * math.log(2), h, rel_tol=1e-3):
+        fb.bad("that entropy is in bits (log base 2); use the natural log, nats", mistake=BITS)
+    elif math.isclose(ent * math.log(10), h, rel_tol=1e-3):
+        fb.bad("that entropy uses log base 10; use the natural log (nats)",
+               mistake="entropy in base 10")
+    elif math.isclose(-ent, h, rel_tol=1e-3):
+        fb.bad("entropy is -sum p log p: your sign is flipped", mistake=SIGN)
+    elif math.isclose(ent, float(-(p * np.log(p + 1e-300)).mean()), rel_tol=1e-3):
+        fb.bad("you took the mean of -p log p; entropy is the SUM over the keys",
+               mistake="a mean instead of a sum")
+    elif math.isclose(ent, float(-np.log(p.max())), rel_tol=1e-3):
+        fb.bad("-log of the largest weight is the min-entropy; use -sum_j w_j log w_j",
+               mistake="the min-entropy")
     else:
         fb.bad("entropy is -sum_j w_j log w_j over the query's weights (natural log)")
     return fb.report()
