@@ -127,7 +127,7 @@ def export_maps(net: MNISTNet, image: torch.Tensor, query: tuple[int, int], out:
     probs = logits.softmax(-1)[0]
     picture = image[0, 0].numpy()
     cells, arrays = [], {"image": picture, "probabilities": probs.numpy()}
-    fig = Figure(figsize=(3.4 * (1 + len(maps)), 3.4))
+    fig = Figure(figsize=(3.4 * (1 + len(maps)), 3.4), layout="constrained")  # whatever rcParams say
     axes = fig.subplots(1, 1 + len(maps))
     axes[0].imshow(picture, cmap="gray")
     axes[0].plot(col, row, marker="x", color="#00e5ff", markersize=10, mew=2.5)
@@ -147,7 +147,6 @@ def export_maps(net: MNISTNet, image: torch.Tensor, query: tuple[int, int], out:
     arrays["query_pixel"] = np.array([row, col])
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     png, npz = out / "overlay.png", out / "maps.npz"
     fig.savefig(png, dpi=120)
     np.savez_compressed(npz, **arrays)
