@@ -27,60 +27,93 @@ def use_style() -> None:
     })
 
 
-def block_diagram(C: int = 64, H: int = 14, W: int = 14, mode: str = "embedded_gaussian"):
-    """The non-local block as boxes and arrows, each tensor labelled with its shape."""
+def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
+                  mode: str = "embedded_gaussian", sub_sample: bool = True):
+    """The non-local block as operations (boxes) and the tensors between them (arrows), each
+    arrow labelled with the shape the code produces: a block is built and run once, so the
+    figure cannot drift from :class:`~nlcourse.blocks.NonLocalBlock`. ``spatial`` has 1, 2 or 3
+    sizes (a sequence, an image, a clip)."""
     import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # heavy: import nlcourse stays light
+    from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # heavy: as above
 
-    Cp, N, M = C // 2, H * W, (H // 2) * (W // 2)
-    fig, ax = plt.subplots(figsize=(8.6, 6.2))
-    ax.set_xlim(0, 10)
-    ax.set_ylim(0, 10.4)
+    from .blocks import NonLocalBlock
+
+    spatial = tuple(int(s) for s in spatial)
+    block = NonLocalBlock(C, mode=mode, dimension=len(spatial), sub_sample=sub_sample).eval()
+    with torch.no_grad():
+        x = torch.zeros(1, C, *spatial)
+        theta, phi, g = block.project(x)
+        z, nl_map = block(x, return_nl_map=True)
+    N, M, Cp = nl_map.shape[1], nl_map.shape[2], g.shape[-1]
+    letters = "THW"[-len(spatial):] if len(spatial) > 1 else "L"
+
+    def shape(*dims) -> str:
+        return " x ".join(["B", *map(str, dims)])
+
+    grid = shape(C, *spatial)
+    pooled = "x".join(map(str, block.pool.kernel_size if isinstance(block.pool.kernel_size, tuple)
+                          else (block.pool.kernel_size,) * len(spatial)))
+    fig, ax = plt.subplots(figsize=(7.0, 7.6), layout="constrained")
+    ax.set_xlim(-0.9, 10.3)
+    ax.set_ylim(-0.2, 12.0)
     ax.axis("off")
-    colours = {"tensor": "#e8eef7", "op": "#fdf1d8", "out": "#e3f2e1"}
+    colours = {"op": "#fdf1d8", "io": "#e8eef7", "out": "#e3f2e1"}
 
-    def box(x, y, text, kind="tensor", w=2.6, h=0.75):
-        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05",
+    def box(x, y, text, kind="op", w=3.0, h=0.9):
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.06",
                                     fc=colours[kind], ec="#333333", lw=1))
         ax.text(x, y, text, ha="center", va="center", fontsize=9)
+        return {"top": y + h / 2 + 0.08, "bottom": y - h / 2 - 0.08, "x": x, "w": w}
 
-    def arrow(x0, y0, x1, y1, label=None):
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12,
-                                     color="#333333", lw=1))
+    def arrow(start, end, label=None, side="right", colour="#333333"):
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12,
+                                     color=colour, lw=1.1, shrinkA=0, shrinkB=0))
         if label:
-            ax.text((x0 + x1) / 2 + 0.08, (y0 + y1) / 2, label, fontsize=8, color="#555555",
-                    va="center")
+            mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+            dx = 0.12 if side == "right" else -0.12
+            ax.text(mx + dx, my, label, fontsize=7.5, color="#1f4e8c",
+                    ha="left" if side == "right" else "right", va="center")
 
-    box(5, 9.8, f"x: B x {C} x {H} x {W}")
-    xs = {"theta": 1.8, "phi": 5.0, "g": 8.2}
-    first = "x itself" if mode == "gaussian" else "1x1 conv"
-    box(1.8, 8.4, f"theta: {first}\nB x {N} x {Cp if mode != 'gaussian' else C}", "op")
-    box(5.0, 8.4, f"phi: {first} + 2x2 max-pool\nB x {M} x {Cp if mode != 'gaussian' else C}",
-        "op", w=3.0)
-    box(8.2, 8.4, f"g: 1x1 conv + 2x2 max-pool\nB x {M} x {Cp}", "op", w=3.0)
-    for name, x in xs.items():
-        arrow(5 if name == "phi" else x, 9.4, x, 8.85)
-    formula = {"gaussian": "exp(x_i . x_j)", "embedded_gaussian": "exp(theta_i . phi_j)",
-               "dot_product": "theta_i . phi_j", "concatenation": "ReLU(w^T [theta_i; phi_j])"}
-    norm = "/ sum_j f  (softmax)" if "gaussian" in mode else f"/ M  (M = {M})"
-    box(3.4, 6.7, f"f = {formula[mode]}\n{norm}\nB x {N} x {M}", "op", w=3.6, h=1.0)
-    arrow(1.8, 7.95, 3.0, 7.25)
-    arrow(5.0, 7.95, 3.9, 7.25)
-    box(5.6, 5.0, f"y = (f / C) g\nB x {N} x {Cp}", "op", w=3.0, h=0.85)
-    arrow(3.4, 6.15, 5.0, 5.45)
-    arrow(8.2, 7.95, 6.3, 5.45)
-    box(5.6, 3.6, f"reshape: B x {Cp} x {H} x {W}")
-    arrow(5.6, 4.55, 5.6, 4.0)
-    box(5.6, 2.3, f"W: 1x1 conv + BN (gamma = 0)\nB x {C} x {H} x {W}", "op", w=3.4, h=0.85)
-    arrow(5.6, 3.2, 5.6, 2.75)
-    box(5.6, 0.8, f"z = W y + x:  B x {C} x {H} x {W}", "out", w=3.6)
-    arrow(5.6, 1.85, 5.6, 1.2)
-    ax.annotate("", xy=(3.75, 0.8), xytext=(3.7, 9.8),
-                arrowprops=dict(arrowstyle="-|>", color="#999999", lw=1,
-                                connectionstyle="bar,fraction=-0.08"))
-    ax.text(0.15, 4.0, "residual:\nx is added back", fontsize=8, color="#777777")
-    ax.set_title(f"A non-local block ({mode.replace('_', ' ')}), N = {N} queries, "
-                 f"M = {M} keys, C' = {Cp}")
+    pool_text = f" + {pooled} max-pool" if sub_sample else ""
+    embed = "x itself" if mode == "gaussian" else "1x1 conv"
+    formula = {"gaussian": r"$e^{x_i^\top x_j}$", "embedded_gaussian": r"$e^{\theta_i^\top\phi_j}$",
+               "dot_product": r"$\theta_i^\top\phi_j$",
+               "concatenation": r"ReLU$(w_f^\top[\theta_i;\phi_j])$"}[mode]
+    norm = r"softmax over $j$" if "gaussian" in mode else f"divided by M = {M}"
+
+    xb = box(4.6, 11.4, f"input x\n{grid}", "io", w=3.4, h=0.9)
+    th = box(1.35, 9.2, f"theta ($\\theta$)\n{embed}", w=2.7, h=0.8)
+    ph = box(4.6, 9.2, f"phi ($\\phi$)\n{embed}{pool_text}", w=2.9, h=0.8)
+    gg = box(7.95, 9.2, f"g\n1x1 conv{pool_text}", w=2.9, h=0.8)
+    for target in (th, ph, gg):
+        arrow((min(max(target["x"], xb["x"] - 1.5), xb["x"] + 1.5), xb["bottom"]),
+              (target["x"], target["top"]))
+    fb = box(3.1, 6.9, f"pairwise f = {formula}\n{norm}", w=3.4, h=0.95)
+    arrow((th["x"], th["bottom"]), (fb["x"] - 1.0, fb["top"]), r"$\theta$: " + shape(N, Cp if mode != "gaussian" else C),
+          side="left")
+    arrow((ph["x"], ph["bottom"]), (fb["x"] + 1.0, fb["top"]), r"$\phi$: " + shape(M, Cp if mode != "gaussian" else C))
+    yb = box(6.0, 4.8, "weighted sum\ny = (f / C) g", w=2.6, h=0.9)
+    arrow((fb["x"], fb["bottom"]), (yb["x"] - 0.9, yb["top"]), f"map f/C: {shape(N, M)}",
+          side="left")
+    arrow((gg["x"], gg["bottom"]), (yb["x"] + 0.9, yb["top"]), "g: " + shape(M, Cp))
+    wb = box(6.0, 3.0, "W: 1x1 conv + BN\n(BN scale starts at 0)", w=3.0, h=0.9)
+    arrow((yb["x"], yb["bottom"]), (wb["x"], wb["top"]), f"y, reshaped: {shape(Cp, *spatial)}")
+    ax.add_patch(Circle((6.0, 1.45), 0.3, fc="white", ec="#333333", lw=1.1))
+    ax.text(6.0, 1.45, "+", ha="center", va="center", fontsize=13)
+    arrow((wb["x"], wb["bottom"]), (6.0, 1.75), f"W y: {grid}")
+    zb = box(6.0, 0.25, f"output z = W y + x\n{grid}", "out", w=3.4, h=0.8)
+    arrow((6.0, 1.15), (6.0, zb["top"]))
+    # The residual: around every box, along the left margin, into the sum.
+    left = -0.55
+    ax.plot([xb["x"] - 1.7, left, left], [11.4, 11.4, 1.45], color="#888888", lw=1.1)
+    arrow((left, 1.45), (5.7, 1.45), colour="#888888")
+    ax.text(left + 0.15, 6.0, "residual: x itself", rotation=90, fontsize=8, color="#666666",
+            va="center")
+    dims = {1: "a sequence", 2: "an image", 3: "a clip"}[len(spatial)]
+    name = mode.replace("_", " ").replace("gaussian", "Gaussian")
+    ax.set_title(f"{name} block on {dims}, {'x'.join(letters)} = {'x'.join(map(str, spatial))}\n"
+                 f"N = {N} queries, M = {M} keys, C = {C} channels, C' = {Cp}", fontsize=9.5)
+    plt.close(fig)
     return fig
 
 
@@ -161,16 +194,24 @@ def interactive_query_figure(image, nl_map, title: str = ""):
         painted = key_weights_on_image(nl_map[q], geometry, np.asarray(image).shape[0])[::-1]
         r, c = query_centre(q, geometry)
         fig.add_trace(go.Heatmap(z=painted, colorscale="Magma", opacity=0.65, visible=q == 0,
-                                 colorbar=dict(title="weight"), zmin=np.nanmin(painted),
+                                 colorbar=dict(title=dict(text="weight", side="top"),
+                                               orientation="h", y=-0.02, yanchor="top",
+                                               len=0.9, thickness=12),
+                                 zmin=np.nanmin(painted),
                                  zmax=np.nanmax(painted),
                                  hovertemplate="x %{x}, y %{y}: weight %{z:.4f}<extra></extra>"))
         steps.append(dict(method="update", label=f"{divmod(q, geometry['grid'])}",
                           args=[{"visible": [True] + [k == q for k in range(nl_map.shape[0])]},
                                 {"shapes": [_cross(r, c, np.asarray(image).shape[0])]}]))
     r, c = query_centre(0, geometry)
-    fig.update_layout(title=title, width=470, height=520, shapes=[_cross(r, c, np.asarray(image).shape[0])],
-                      sliders=[dict(steps=steps, currentvalue=dict(prefix="query (row, col): "),
-                                    pad=dict(t=30))],
+    # No fixed width: the page gives the figure its width (a phone's too), the colour bar lies
+    # under the image, and the slider's 196 tick labels are hidden (the current one is printed).
+    fig.update_layout(title=title, autosize=True, height=600,
+                      shapes=[_cross(r, c, np.asarray(image).shape[0])],
+                      sliders=[dict(steps=steps, pad=dict(t=70), ticklen=0, minorticklen=0,
+                                    font=dict(color="rgba(0,0,0,0)", size=1),
+                                    currentvalue=dict(prefix="query (row, col): ",
+                                                      font=dict(color="#333333", size=13)))],
                       xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"),
                       margin=dict(l=10, r=10, t=40, b=10), paper_bgcolor="white",
                       plot_bgcolor="white")
@@ -187,7 +228,8 @@ def offline_html(fig):
     """Display a plotly figure with plotly.js embedded in the page (no CDN, works offline)."""
     from IPython.display import HTML  # heavy: import nlcourse stays light
 
-    return HTML(fig.to_html(include_plotlyjs=True, full_html=False))
+    return HTML(fig.to_html(include_plotlyjs=True, full_html=False, default_width="100%",
+                            config={"responsive": True, "displaylogo": False}))
 
 
 def map_explorer(model, images, labels=None):
