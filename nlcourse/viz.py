@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .blocks import NonLocalBlock
+
 __all__ = ["use_style", "block_diagram", "map_geometry", "key_weights_on_image", "query_centre",
            "attention_overlay", "interactive_query_figure", "offline_html", "map_explorer",
            "scaling_plot"]
@@ -36,7 +38,6 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
     from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # heavy: as above
 
-    from .blocks import NonLocalBlock
 
     spatial = tuple(int(s) for s in spatial)
     block = NonLocalBlock(C, mode=mode, dimension=len(spatial), sub_sample=sub_sample).eval()

@@ -1,6 +1,6 @@
 """Every launch button of the built site opens something that runs: a notebook (.ipynb) that
-exists in the repository, the student version on exercise pages, and none on the chapters (a .md
-that Colab cannot open). Reads `_build/html` (`make test` builds it first); the hook that sets the
+exists in the repository, the student version on exercise pages, and on the chapters their
+generated notebook (book/colab/, never the .md, which Colab cannot open). Reads `_build/html` (`make test` builds it first); the hook that sets the
 buttons is also tested alone, without a build."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _targets(html: str) -> list[str]:
     return paths
 
 
-def test_hook_sends_exercises_to_the_student_version_and_drops_chapter_buttons(tmp_path):
+def test_hook_sends_exercises_to_the_student_version_and_chapters_to_their_notebooks(tmp_path):
     hook = _hook()
     student = tmp_path / "src" / hook.STUDENT / "ex09_x.ipynb"
     student.parent.mkdir(parents=True)
@@ -60,7 +60,15 @@ def test_hook_sends_exercises_to_the_student_version_and_drops_chapter_buttons(t
     assert (App.outdir / "_sources" / hook.STUDENT / "ex09_x.ipynb").exists()
     ctx = context()
     hook._launch_targets(App, "book/gaussian", "page.html", ctx, None)
-    assert [b["label"] for b in ctx["header_buttons"]] == ["download-buttons"]
+    assert [b["label"] for b in ctx["header_buttons"]] == ["download-buttons"]   # no notebook
+    chapter_nb = tmp_path / "src" / hook.CHAPTER_NOTEBOOKS / "gaussian.ipynb"
+    chapter_nb.parent.mkdir(parents=True)
+    chapter_nb.write_text("{}")
+    ctx = context()
+    ctx["header_buttons"][0]["buttons"][0]["url"] = \
+        "https://colab.research.google.com/github/o/r/blob/main/book/gaussian.md"
+    hook._launch_targets(App, "book/gaussian", "page.html", ctx, None)
+    assert ctx["header_buttons"][0]["buttons"][0]["url"].endswith("blob/main/book/colab/gaussian.ipynb")
 
 
 @pytest.mark.skipif(not (SITE / "index.html").exists(), reason="the site is not built (make book)")
@@ -70,9 +78,9 @@ def test_every_launch_button_of_the_built_site_opens_a_notebook_that_exists():
     for page in pages:
         name = page.relative_to(SITE).as_posix()
         targets = _targets(page.read_text(encoding="utf-8"))
-        if name.startswith("book/"):   # links to notebooks in the text are fine; a .md is not
-            assert not any(t.startswith("book/") for t in targets), \
-                f"{name}: a chapter has launch buttons {targets}"
+        if name.startswith("book/"):   # a chapter opens its generated notebook, never its .md
+            assert all(t.startswith("book/colab/") for t in targets if t.startswith("book/")), \
+                f"{name}: a chapter's launch buttons open {targets}"
         for target in targets:
             seen += 1
             assert target.endswith(".ipynb"), f"{name}: a launch button opens {target}"

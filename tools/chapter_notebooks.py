@@ -80,7 +80,8 @@ def notebook(md: Path, ref: str | None = None, root: Path = ROOT) -> str:
                            fmt="md:myst").cells[0]
     setup.metadata["tags"] = ["remove-cell"]
     nb.cells = [intro, setup, *nb.cells]
-    for cell in nb.cells:
+    for k, cell in enumerate(nb.cells):
+        cell["id"] = f"{md.stem[:40]}-{k}"     # stable ids: the committed file is reproducible
         cell.metadata.pop("jupyter", None)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

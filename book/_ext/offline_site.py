@@ -11,11 +11,13 @@ Launch buttons that open something that runs:
 - An exercise page shows the solution notebook, but its Colab and Binder buttons open the
   student version (``notebooks/exercises/student/``), and its download menu offers the student
   ``.ipynb`` first.
-- A chapter (a MyST ``.md`` page in ``book/``) is a reading with checks, not a notebook to open in
-  Colab: Colab cannot open a ``.md``, and the chapters read the repository's committed results. So
-  chapters get no launch buttons; their executed ``.ipynb`` stays in the download menu.
+- A chapter (a MyST ``.md`` page in ``book/``) cannot be opened by Colab as it is, and reads the
+  repository's committed results. Its buttons open ``book/colab/<chapter>.ipynb`` instead, the
+  notebook ``tools/chapter_notebooks.py`` generates from it, whose first cell fetches the
+  repository at the book's version; a chapter without one (no code) gets no launch buttons.
 """
 
+import re
 import shutil
 from pathlib import Path
 
@@ -32,6 +34,7 @@ BANNER = {
 
 EXERCISES = "notebooks/exercises/"
 STUDENT = "notebooks/exercises/student/"
+CHAPTER_NOTEBOOKS = "book/colab/"
 
 
 def _is_thebe(script) -> bool:
@@ -67,7 +70,12 @@ def _launch_targets(app, pagename, templatename, context, doctree):
     for button in buttons:
         label = button.get("label")
         if label == "launch-buttons" and chapter:
-            continue
+            stem = pagename[len("book/"):]
+            if not (Path(app.srcdir) / CHAPTER_NOTEBOOKS / f"{stem}.ipynb").exists():
+                continue
+            source = re.compile(rf"book/{re.escape(stem)}\.(?:md|ipynb)")
+            for link in button.get("buttons", []):
+                link["url"] = source.sub(f"{CHAPTER_NOTEBOOKS}{stem}.ipynb", link["url"])
         if label == "launch-buttons" and exercise:
             for link in button.get("buttons", []):
                 link["url"] = link["url"].replace(EXERCISES, STUDENT, 1)
