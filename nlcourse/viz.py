@@ -23,7 +23,7 @@ def use_style() -> None:
 
     mpl.rcParams.update({
         "figure.facecolor": "white", "savefig.facecolor": "white", "axes.facecolor": "white",
-        "figure.dpi": 110, "savefig.dpi": 110, "font.size": 10, "axes.titlesize": 11,
+        "figure.dpi": 110, "savefig.dpi": 110, "font.size": 11, "axes.titlesize": 11,
         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": False,
         "figure.constrained_layout.use": True,
     })
@@ -155,7 +155,9 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     """One query's weights over the keys, on the image, with a colour bar and the query marked.
 
     The colour scale runs from this map's smallest to its largest weight (normalised per map,
-    never cast to 8 bits, which would wrap negative dot-product weights around).
+    never cast to 8 bits, which would wrap negative dot-product weights around). Per-map scaling
+    makes a nearly uniform map look as focused as a sharp one, so the corner says how far the
+    largest weight stands above the mean weight (for a softmax map, above uniform attention).
     """
     import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
 
@@ -170,6 +172,11 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     ax.plot(c, r, marker="x", color="#00e5ff", markersize=10, mew=2.5)
     ax.set_xticks([])
     ax.set_yticks([])
+    flat = np.asarray(weights, dtype=np.float64)
+    if flat.mean() > 0:  # a dot-product map can average to zero or below: no ratio to give then
+        ax.text(0.03, 0.03, f"peak {flat.max() / flat.mean():.1f}× mean", transform=ax.transAxes,
+                fontsize=7, color="white", va="bottom",
+                bbox=dict(facecolor="black", alpha=0.6, pad=1.5, linewidth=0))
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:

@@ -161,4 +161,15 @@ def test_trained_reuses_a_saved_model_only_for_the_same_settings(tmp_path, capsy
     assert torch.equal(net.eval()(x), again(x))
     other = dataclasses.replace(SMOKE, epochs=2)
     mnist.trained("none", other, 0, runs=tmp_path, data=data, progress=False, log=None)
-    assert "trained on other settings or data: training again" in capsys.readouterr().out
+    assert "trained on other settings or data: not used" in capsys.readouterr().out
+
+
+def test_read_back_tells_committed_runs_from_a_new_one():
+    """A sweep at the committed budget reads the files back; a page must not call them "your run"."""
+    from nlcourse.labs import read_back
+    committed = [{"model": m, "seed": s, "date": "2026-11-22T02:52:49+0000"}
+                 for m in ("none", "res3") for s in (0, 1)]
+    assert read_back(committed[:3], committed)
+    assert not read_back(committed[:3] + [dict(committed[3], date="2026-12-01T03:00:00+0000")],
+                         committed)
+    assert not read_back([], committed) and not read_back(committed, [])

@@ -86,3 +86,18 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, capsys):
     assert isinstance(maps.load_model("embedded_gaussian", same), maps.MNISTNet)
     with pytest.raises(ValueError, match="mode must be one of"):
         maps.load_model("none")
+
+
+@pytest.mark.parametrize("weights, label", [
+    (np.full(49, 1 / 49), "peak 1.0× mean"),                       # uniform: per-map colour hides it
+    (np.r_[np.full(48, 0.5 / 48), 0.5], "peak 24.5× mean"),        # half the weight on one key
+    (np.r_[np.full(48, -0.1), 0.2], None),                         # mean below zero: no ratio
+])
+def test_overlay_says_how_far_the_peak_stands_above_the_mean(weights, label):
+    """Colours are scaled per map, so a uniform map would look focused without this label."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from nlcourse.viz import attention_overlay, map_geometry
+    ax = attention_overlay(np.zeros((28, 28)), weights, map_geometry(196, 49), 0, colorbar=False)
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ([label] if label else []), texts
+    plt.close(ax.figure)

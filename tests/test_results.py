@@ -26,7 +26,10 @@ def test_every_file_carries_the_run_record(path):
     assert record["lab"] == lab
     assert record["command"] and record["commit"] and record["date"] and record["device"]
     if lab != "bench":   # a training run: every field applies
-        assert record["model"] in LABS[lab].models and path.stem == f"{record['model']}_seed{record['seed']}"
+        # a sweep's file is named <model>_seed<seed>.json; a committed trained run is a folder
+        # of that name holding metrics.json beside model.pt
+        name = path.parent.name if path.name == "metrics.json" else path.stem
+        assert record["model"] in LABS[lab].models and name == f"{record['model']}_seed{record['seed']}"
         assert None not in (record[k] for k in RUN_RECORD_FIELDS), path
         assert record["n_train"] > 0 and record["n_test"] > 0 and record["world_size"] >= 1
     text = path.read_text()
@@ -36,6 +39,34 @@ def test_every_file_carries_the_run_record(path):
 
 def test_the_index_names_every_folder():
     index = (HOME / "README.md").read_text()
-    folders = {p.parent.relative_to(HOME).as_posix() for p in FILES}
+    folders = {p.parent.relative_to(HOME).as_posix() for p in FILES if p.name != "metrics.json"}
+    runs = [p for p in FILES if p.name == "metrics.json"]
+    assert all(p.parent.parent.name == "runs" for p in runs), runs
+    if runs:
+        assert "`<lab>/quick/runs/`" in index
     for folder in folders:
         assert f"`{folder}/`" in index, f"results/README.md does not describe {folder}/"
+
+
+RUNS = sorted(p.parent for p in FILES if p.name == "metrics.json")
+
+
+@pytest.mark.parametrize("folder", RUNS, ids=lambda p: str(p.relative_to(HOME)))
+def test_committed_trained_runs_are_read_back_without_training(folder, monkeypatch, tmp_path):
+    """The run a page trains at the quick budget is committed with its weights: Lab.trained loads
+    it without training, and the weights are the record's model."""
+    lab_name, budget_name = folder.relative_to(HOME).parts[:2]
+    lab, record = LABS[lab_name], json.loads((folder / "metrics.json").read_text())
+    assert (folder / "model.pt").stat().st_size < 4 * 2**20
+    budget = lab.budget(budget_name)
+    assert record["budget_settings"] == budget.as_dict(), "the recipe changed since this run"
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained() trained instead of reading the committed run back")
+    monkeypatch.setattr(lab, "run", no_training)
+    net, loaded = lab.trained(record["model"], budget, record["seed"], runs=tmp_path)
+    assert loaded["loaded_from"] == folder.relative_to(HOME.parent).as_posix()
+    assert sum(p.numel() for p in net.parameters()) == record["params"]
+    with pytest.raises(AssertionError, match="trained instead"):   # retrain=True does train
+        lab.trained(record["model"], budget, record["seed"], runs=tmp_path, retrain=True)
+

@@ -5,6 +5,7 @@
   ("THEBE_JS_URL has already been declared") on every page. This course offers Colab and Binder
   launch buttons instead, so the thebe scripts are dropped.
 - The theme's light/dark switch logs an error when no default mode is set; it is set to "auto".
+- ``static/nlcourse.css``: what the theme leaves to the course (long inline code on phones).
 
 Launch buttons that open something that runs:
 
@@ -24,8 +25,9 @@ from pathlib import Path
 # What each budget means for a reader of the built site, shown in one line on every page.
 BANNER = {
     "smoke": "This build ran its live cells at the <b>smoke</b> budget (a test build: seconds of "
-             "training, for checking that every page runs, not for reading). The text rests on "
-             "committed runs and shipped weights; the live \"your run\" outputs do not.",
+             "training, for checking that every page runs, not for reading: its accuracies can sit at or "
+             "below chance). The text rests on committed runs and shipped weights; the live "
+             "\"your run\" outputs do not.",
     "quick": "Live cells on these pages ran at the <b>quick</b> budget (minutes of training on a "
              "CPU); the text rests on the committed runs and the shipped weights they show.",
     "full": "Live cells on these pages ran at the <b>full</b> budget (the public demo's recipe, "
@@ -91,6 +93,10 @@ def _launch_targets(app, pagename, templatename, context, doctree):
     context["header_buttons"] = kept
 
 
+def _static_files(app, config):
+    config.html_static_path.append(str(Path(__file__).parent / "static"))
+
+
 def _budget_banner(app, config):
     """One line on every page: the budget the live cells ran at (read where the build runs)."""
     from nlcourse.budget import resolve_name  # the course's own rule: $NLCOURSE_BUDGET, else hardware
@@ -102,6 +108,8 @@ def _budget_banner(app, config):
 
 def setup(app):
     app.connect("config-inited", _budget_banner)
+    app.connect("config-inited", _static_files)
+    app.add_css_file("nlcourse.css")
     app.connect("html-page-context", _page_context, priority=900)
     # after sphinx-book-theme has added its buttons (default priority 500)
     app.connect("html-page-context", _launch_targets, priority=950)

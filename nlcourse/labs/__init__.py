@@ -9,10 +9,10 @@ imports them (``tests/test_layout.py`` checks it).
 """
 
 from . import bench, long_range, mnist, resnet, spacetime, variants
-from ._lab import Lab, flops_per_example, load_results, summarise
+from ._lab import Lab, flops_per_example, load_results, read_back, summarise
 
-__all__ = ["LABS", "Lab", "load_results", "summarise", "flops_per_example", "bench", "mnist",
-           "long_range", "spacetime", "resnet", "variants"]
+__all__ = ["LABS", "Lab", "load_results", "read_back", "summarise", "flops_per_example", "bench",
+           "mnist", "long_range", "spacetime", "resnet", "variants"]
 
 LABS: dict[str, Lab] = {module.LAB.name: module.LAB
                         for module in (mnist, long_range, spacetime, resnet, variants)}

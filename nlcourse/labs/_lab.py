@@ -152,22 +152,51 @@ class Lab:
         net.load_state_dict(checkpoint["state_dict"])
         return net.eval()
 
+    def committed_run(self, model: str, budget: Budget, seed: int = 0) -> Path | None:
+        """The folder of a committed trained run,
+        ``results/<lab>/<budget>/runs/<model>_seed<seed>/`` (``model.pt`` and ``metrics.json``, as
+        ``python -m nlcourse train ... --out`` writes them), or None. The book's pages that train
+        read these back, so that a cold build of the book at the quick budget does not spend a
+        quarter of an hour training what is committed."""
+        home = results_home()
+        folder = (home / self.name / budget.name / "runs" / f"{model}_seed{seed}"
+                  if home is not None else None)
+        if folder is None or not all((folder / f).exists() for f in ("model.pt", "metrics.json")):
+            return None
+        return folder
+
     def trained(self, model: str, budget: Budget, seed: int = 0, runs: str | Path = "runs",
-                **options):
-        """The model trained with these settings: loaded from ``runs`` when an earlier run
-        (another notebook, say) saved it with the same budget settings and data, trained and saved
-        otherwise. Returns (model on ``device``, record). ``options`` go to :meth:`run`."""
+                retrain: bool = False, **options):
+        """The model trained with these settings. Loaded, when not ``retrain``, from ``runs`` if an
+        earlier run (another notebook, say) saved it there, else from the committed run of the
+        same budget and seed (:meth:`committed_run`), either only with the same budget settings
+        and data; trained and saved in ``runs`` otherwise. Returns (model on ``device``, record);
+        a loaded record says where it came from in ``loaded_from``. ``options`` go to
+        :meth:`run`."""
+        self.check_model(model)
         out = Path(runs) / f"{self.name}-{model}-{budget.name}-seed{seed}"
-        saved = out / "metrics.json"
-        if (out / "model.pt").exists() and saved.exists():
-            record = json.loads(saved.read_text())
+        committed = self.committed_run(model, budget, seed)
+        sources = [] if retrain else [(out, str(out))] + (
+            [(committed, committed.relative_to(results_home().parent).as_posix())]
+            if committed is not None else [])
+        for folder, name in sources:
+            if not ((folder / "model.pt").exists() and (folder / "metrics.json").exists()):
+                continue
+            record = json.loads((folder / "metrics.json").read_text())
             data = options.get("data")
-            same = (record.get("budget_settings") == budget.as_dict()
-                    and (data is None or record.get("data_source") == data.source))
-            if same:
-                print(f"loading the model trained earlier from {out}")
-                return self.load(out).to(pick_device(options.get("device"))), record
-            print(f"{out} holds a model trained on other settings or data: training again")
+            if (record.get("budget_settings") != budget.as_dict()
+                    or (data is not None and record.get("data_source") != data.source)):
+                print(f"{name} holds a model trained on other settings or data: not used")
+                continue
+            if folder == committed:
+                print(f"read back the committed run {name}/ (trained {record['date'][:10]} "
+                      f"on {record['device']} in {record['train_seconds'] / 60:.0f} min, test "
+                      f"accuracy {record['test_accuracy']:.4f}); nothing was trained now: "
+                      f"retrain=True trains your own")
+            else:
+                print(f"loading the model trained earlier from {name}")
+            return (self.load(folder).to(pick_device(options.get("device"))),
+                    {**record, "loaded_from": name})
         return self.run(model, budget, seed, out, **options)
 
     def interface(self) -> tuple:
@@ -295,6 +324,14 @@ def summarise(results: list[dict]) -> list[dict]:
             "devices": sorted({r["device"] for r in runs}),
         })
     return rows
+
+
+def read_back(results: list[dict], committed: list[dict]) -> bool:
+    """Whether ``results`` are all committed runs read back rather than trained now (a sweep at
+    the committed budget finds their files and trains nothing), so that a page does not present
+    them as the reader's own run."""
+    keys = {(r["model"], r["seed"], r["date"]) for r in committed}
+    return bool(results) and all((r["model"], r["seed"], r["date"]) in keys for r in results)
 
 
 def flops_per_example(field: str):
