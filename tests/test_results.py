@@ -63,7 +63,7 @@ def test_committed_trained_runs_are_read_back_without_training(folder, monkeypat
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained() trained instead of reading the committed run back")
-    monkeypatch.setattr(lab, "run", no_training)
+    monkeypatch.setattr(type(lab), "run", no_training)   # Lab is frozen: patch the class
     net, loaded = lab.trained(record["model"], budget, record["seed"], runs=tmp_path)
     assert loaded["loaded_from"] == folder.relative_to(HOME.parent).as_posix()
     assert sum(p.numel() for p in net.parameters()) == record["params"]
