@@ -56,7 +56,7 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
                           else (block.pool.kernel_size,) * len(spatial)))
     fig, ax = plt.subplots(figsize=(7.0, 7.6), layout="constrained")
     ax.set_xlim(-0.9, 10.3)
-    ax.set_ylim(-0.2, 12.0)
+    ax.set_ylim(-0.6, 12.0)   # room for the output box's lower edge
     ax.axis("off")
     colours = {"op": "#fdf1d8", "io": "#e8eef7", "out": "#e3f2e1"}
 

@@ -70,3 +70,11 @@ def test_committed_trained_runs_are_read_back_without_training(folder, monkeypat
     with pytest.raises(AssertionError, match="trained instead"):   # retrain=True does train
         lab.trained(record["model"], budget, record["seed"], runs=tmp_path, retrain=True)
 
+
+
+@pytest.mark.parametrize("folder", RUNS, ids=lambda p: str(p.relative_to(HOME)))
+def test_a_committed_trained_run_is_its_sweeps_file_too(folder):
+    """One seed 0 per model: a page that shows the read-back run beside the sweep's seeds must not
+    show two different runs under the same seed."""
+    assert (folder.parent.parent / f"{folder.name}.json").read_text() == \
+        (folder / "metrics.json").read_text()
