@@ -67,8 +67,11 @@ def split_sizes(data) -> str:
 
 def shown_path(path: str | os.PathLike) -> str:
     """``path`` as a reader may see it: relative to ``$NLCOURSE_DATA`` (or the per-user cache)
-    when it lies there, so that no page or results file carries a path of the machine that ran."""
+    when it lies there, so that no page or results file carries a path of the machine that ran;
+    Debian's Fashion-MNIST folder by its package's name."""
     path, root = Path(path), data_root()
+    if path == DEBIAN_FASHION:
+        return "Debian's dataset-fashion-mnist package"
     try:
         relative = path.resolve().relative_to(root)
     except ValueError:

@@ -192,3 +192,9 @@ def test_real_fashion_mnist_when_installed():
     assert data.train_images.shape == (60000, 1, 28, 28) and len(data.test_labels) == 10000
     assert torch.bincount(data.train_labels).tolist() == [6000] * 10  # balanced, as published
     assert 0.0 <= data.train_images.min() and data.train_images.max() <= 1.0
+
+
+def test_debian_fashion_folder_is_shown_by_its_package_name():
+    """No page prints a folder of the machine: Debian's data set is named by its package."""
+    from nlcourse.data import DEBIAN_FASHION, shown_path
+    assert shown_path(DEBIAN_FASHION) == "Debian's dataset-fashion-mnist package"
