@@ -193,8 +193,7 @@ class Lab:
                 took = f"{took:.0f} s" if took < 120 else f"{took / 60:.0f} min"
                 print(f"read back the committed run {name}/\n  trained {record['date'][:10]} "
                       f"on {record['device']} in {took}, test accuracy "
-                      f"{record['test_accuracy']:.4f}; nothing was trained now "
-                      f"(retrain=True trains your own)")
+                      f"{record['test_accuracy']:.4f}; not trained again (retrain=True does)")
             else:
                 print(f"loading the model trained earlier from {name}")
             return (self.load(folder).to(pick_device(options.get("device"))),
