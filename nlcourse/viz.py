@@ -38,7 +38,6 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
     from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # heavy: as above
 
-
     spatial = tuple(int(s) for s in spatial)
     block = NonLocalBlock(C, mode=mode, dimension=len(spatial), sub_sample=sub_sample).eval()
     with torch.no_grad():

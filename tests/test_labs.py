@@ -155,8 +155,10 @@ def test_every_lab_module_offers_the_same_calls():
 def test_trained_reuses_a_saved_model_only_for_the_same_settings(tmp_path, capsys):
     data = tiny_data()
     net, _ = mnist.trained("none", SMOKE, 0, runs=tmp_path, data=data, progress=False, log=None)
-    again, _ = mnist.trained("none", SMOKE, 0, runs=tmp_path, data=data, progress=False, log=None)
+    again, record = mnist.trained("none", SMOKE, 0, runs=tmp_path, data=data, progress=False,
+                                  log=None)
     assert "loading the model trained earlier" in capsys.readouterr().out
+    assert record["from_committed"] is False     # the reader's own earlier run, not the course's
     x = data.test_images[:4]
     assert torch.equal(net.eval()(x), again(x))
     other = dataclasses.replace(SMOKE, epochs=2)

@@ -66,10 +66,10 @@ def test_committed_trained_runs_are_read_back_without_training(folder, monkeypat
     monkeypatch.setattr(type(lab), "run", no_training)   # Lab is frozen: patch the class
     net, loaded = lab.trained(record["model"], budget, record["seed"], runs=tmp_path)
     assert loaded["loaded_from"] == folder.relative_to(HOME.parent).as_posix()
+    assert loaded["from_committed"] is True
     assert sum(p.numel() for p in net.parameters()) == record["params"]
     with pytest.raises(AssertionError, match="trained instead"):   # retrain=True does train
         lab.trained(record["model"], budget, record["seed"], runs=tmp_path, retrain=True)
-
 
 
 @pytest.mark.parametrize("folder", RUNS, ids=lambda p: str(p.relative_to(HOME)))

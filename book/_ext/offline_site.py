@@ -25,9 +25,9 @@ from pathlib import Path
 # What each budget means for a reader of the built site, shown in one line on every page.
 BANNER = {
     "smoke": "This build ran its live cells at the <b>smoke</b> budget (a test build: seconds of "
-             "training, for checking that every page runs, not for reading: its accuracies can sit at or "
-             "below chance). The text rests on committed runs and shipped weights; the live "
-             "\"your run\" outputs do not.",
+             "training, for checking that every page runs, not for reading: its accuracies can "
+             "sit at or below chance). The text rests on committed runs and shipped weights; the "
+             "live \"your run\" outputs do not.",
     "quick": "Live cells on these pages ran at the <b>quick</b> budget (minutes of training on a "
              "CPU); the text rests on the committed runs and the shipped weights they show.",
     "full": "Live cells on these pages ran at the <b>full</b> budget (the public demo's recipe, "

@@ -161,9 +161,7 @@ class Lab:
         home = results_home()
         folder = (home / self.name / budget.name / "runs" / f"{model}_seed{seed}"
                   if home is not None else None)
-        if folder is None or not all((folder / f).exists() for f in ("model.pt", "metrics.json")):
-            return None
-        return folder
+        return folder if folder is not None and _saved(folder) else None
 
     def trained(self, model: str, budget: Budget, seed: int = 0, runs: str | Path = "runs",
                 retrain: bool = False, **options):
@@ -171,8 +169,9 @@ class Lab:
         earlier run (another notebook, say) saved it there, else from the committed run of the
         same budget and seed (:meth:`committed_run`), either only with the same budget settings
         and data; trained and saved in ``runs`` otherwise. Returns (model on ``device``, record);
-        a loaded record says where it came from in ``loaded_from``. ``options`` go to
-        :meth:`run`."""
+        a loaded record says where it came from in ``loaded_from``, and ``from_committed`` says
+        whether that is the committed run (so a page does not call it the reader's own).
+        ``options`` go to :meth:`run`."""
         self.check_model(model)
         out = Path(runs) / f"{self.name}-{model}-{budget.name}-seed{seed}"
         committed = self.committed_run(model, budget, seed)
@@ -180,7 +179,7 @@ class Lab:
             [(committed, committed.relative_to(results_home().parent).as_posix())]
             if committed is not None else [])
         for folder, name in sources:
-            if not ((folder / "model.pt").exists() and (folder / "metrics.json").exists()):
+            if not _saved(folder):
                 continue
             record = json.loads((folder / "metrics.json").read_text())
             data = options.get("data")
@@ -197,7 +196,7 @@ class Lab:
             else:
                 print(f"loading the model trained earlier from {name}")
             return (self.load(folder).to(pick_device(options.get("device"))),
-                    {**record, "loaded_from": name})
+                    {**record, "loaded_from": name, "from_committed": folder == committed})
         return self.run(model, budget, seed, out, **options)
 
     def interface(self) -> tuple:
@@ -325,6 +324,11 @@ def summarise(results: list[dict]) -> list[dict]:
             "devices": sorted({r["device"] for r in runs}),
         })
     return rows
+
+
+def _saved(folder: Path) -> bool:
+    """Whether ``folder`` holds a run as :meth:`Lab.run` writes it."""
+    return (folder / "model.pt").exists() and (folder / "metrics.json").exists()
 
 
 def read_back(results: list[dict], committed: list[dict]) -> bool:
