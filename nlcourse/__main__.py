@@ -1,8 +1,9 @@
 """The command line, built from the list of labs (``nlcourse.labs.LABS``):
 
     python -m nlcourse train LAB [--model M] [--budget B] [--seed S] [--out DIR]
+                                 [--precision fp32|bf16|fp16] [--compile [MODE]]
     python -m nlcourse sweep LAB [--models M ...] [--seeds S ...] [--budget B] [--out DIR]
-    python -m nlcourse bench {paths,variants} [--sizes ...] --out DIR
+    python -m nlcourse bench {paths,variants,step,precision} [--sizes ...] [--out DIR]
     python -m nlcourse maps --mode M [--checkpoint PATH] [--image PNG | --index N] --query ROW,COL --out DIR
 
 The budget is resolved here, once, and passed down as an object.
@@ -21,6 +22,7 @@ from ._modes import MODES
 from .budget import NAMES
 from .data import load_mnist
 from .labs import LABS, bench, summarise
+from .train import PRECISIONS
 from .provenance import results_home
 from .viz import scaling_plot, use_style
 
@@ -36,8 +38,8 @@ def _train(args) -> int:
     try:
         _, record = lab.run(args.model, lab.budget(args.budget), args.seed, args.out,
                             device=device, progress=not args.no_progress,
-                            scale_batch=args.scale_batch,
-                            command=" ".join([launcher, *args.argv]))
+                            scale_batch=args.scale_batch, precision=args.precision,
+                            compile=args.compile, command=" ".join([launcher, *args.argv]))
     finally:
         distributed.shutdown()
     if ctx.distributed:
@@ -75,16 +77,23 @@ def _shape(text: str) -> tuple:
 def _bench(args) -> int:
     command = " ".join(["python -m nlcourse", *args.argv])
     shapes = args.sizes or bench.DEFAULT_SHAPES
-    repeats = args.repeats or (5 if args.what == "paths" else 3)
+    repeats = args.repeats or {"paths": bench.DEFAULT_REPEATS, "step": 30}.get(args.what, 3)
+    data = None
     if args.what == "paths":
         result = bench.run_benchmark(shapes=shapes, modes=args.modes, repeats=repeats,
                                      device=args.device, max_reference_gib=args.max_reference_gib,
                                      dtype=getattr(torch, args.dtype))
-    else:
+    elif args.what == "variants":
         result = bench.run_variant_benchmark(shapes=shapes, repeats=repeats,
                                              device=args.device)
+    elif args.what == "step":
+        result = bench.run_step_benchmark(batch_sizes=args.batch_sizes, repeats=repeats,
+                                          device=args.device, compile=args.compile)
+    else:
+        data = load_mnist()
+        result = bench.run_precision_benchmark(device=args.device, data=data)
     out = args.out or _default_bench_out(result)
-    path = bench.write(result, out, args.what, command)
+    path = bench.write(result, out, args.what, command, data=data)
     print(f"wrote {path}")
     rows = [r for r in result["rows"] if "reference_seconds" in r and len(r["shape"]) == 4]
     if args.what == "paths" and rows:
@@ -142,6 +151,13 @@ def _lab_parsers(commands, verb: str, helptext: str, run) -> None:
                              help="under torchrun: keep the budget's batch per process (global "
                                   "batch and learning rate x N) instead of splitting it over the "
                                   "N processes")
+            sub.add_argument("--precision", default=None, choices=PRECISIONS,
+                             help="fp32, or autocast to bf16 or fp16 (default: fp32 on the CPU, "
+                                  "bf16 on a GPU that has it, else fp16)")
+            sub.add_argument("--compile", nargs="?", const=True, default=False,
+                             metavar="MODE", help="train through torch.compile (optionally one of "
+                                                  "its modes, e.g. reduce-overhead for CUDA "
+                                                  "graphs); written in the run record")
         else:
             sub.add_argument("--models", nargs="+", default=list(lab.models), choices=lab.models)
             sub.add_argument("--seeds", nargs="+", type=int, default=list(lab.default_seeds))
@@ -166,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser_bench = commands.add_parser(
         "bench", help="paths: the literal formula against the fast path; variants: the cheaper "
-                      "blocks against the full block (forward+backward, time and memory)")
-    parser_bench.add_argument("what", choices=("paths", "variants"))
+                      "blocks against the full block (forward+backward, time and memory); step: "
+                      "MNISTNet's training step per model (time and operations); precision: the "
+                      "shipped networks under bf16 and fp16 autocast (accuracy and maps)")
+    parser_bench.add_argument("what", choices=("paths", "variants", "step", "precision"))
     parser_bench.add_argument("--sizes", nargs="+", type=_shape, default=None,
                               help="input shapes such as 1x64x64x64 (default: "
                                    + " ".join("x".join(map(str, s)) for s in bench.DEFAULT_SHAPES)
@@ -175,8 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser_bench.add_argument("--modes", nargs="+", choices=MODES,
                               default=None, help="paths only: the modes to measure (default all)")
     parser_bench.add_argument("--repeats", type=int, default=None,
-                              help="timed runs (median) after warm-up (default: paths 5, "
-                                   "variants 3)")
+                              help="timed runs (median) after warm-up (default: paths and step "
+                                   "30, variants 3)")
+    parser_bench.add_argument("--batch-sizes", nargs="+", type=int, default=list(bench.STEP_BATCHES),
+                              help="step only: the batch sizes (default: 128 2)")
+    parser_bench.add_argument("--compile", action="store_true",
+                              help="step only: time the steps through torch.compile as well")
     parser_bench.add_argument("--device", default=None)
     parser_bench.add_argument("--max-reference-gib", type=float, default=16.0,
                               help="paths only: skip the literal formula where it would need more")
@@ -184,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                               choices=["float32", "bfloat16", "float16"],
                               help="paths only: precision of block and input")
     parser_bench.add_argument("--out", default=None,
-                              help="folder for paths.json (and paths.png) or variants.json "
-                                   "(default: the results home's bench/cpu or bench/gpu)")
+                              help="folder for paths.json (and paths.png), variants.json, "
+                                   "step.json or precision.json (default: the results home's "
+                                   "bench/cpu or bench/gpu)")
     parser_bench.set_defaults(run=_bench)
 
     parser_maps = commands.add_parser(

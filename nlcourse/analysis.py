@@ -236,7 +236,12 @@ def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
                   device: str | torch.device | None = None, dtype=torch.float32,
                   memory: bool = True, seed: int = 0) -> dict:
     """Forward+backward of one block through ``reference.block_forward`` and through the block's
-    fast path: median seconds of each (measured alternately), their ratio, and peak memory."""
+    fast path, and peak memory.
+
+    The two are timed in pairs, back to back, the order swapped from one pair to the next, so
+    drift on a shared machine hits both alike. ``speedup`` is the median over the pairs of
+    reference / fast (with its quartiles), which a burst of load in one pair cannot move;
+    ``*_seconds`` are each path's median."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     torch.manual_seed(seed)
     dimension = len(shape) - 2
@@ -259,14 +264,19 @@ def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
         for _ in range(warmup):
             step()
     times = {name: [] for name in paths}
-    for _ in range(repeats):  # alternate, so drift on a shared machine hits both alike
-        for name, step in paths.items():
-            times[name] += time_call(step, repeats=1, warmup=0, device=device)
+    for i in range(repeats):
+        for name in (("reference", "fast") if i % 2 == 0 else ("fast", "reference")):
+            times[name] += time_call(paths[name], repeats=1, warmup=0, device=device)
     result = {"mode": mode, "shape": list(shape), "device": str(device), "dtype": str(dtype),
-              "threads": torch.get_num_threads(), "torch_version": torch.__version__}
+              "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+              "repeats": repeats}
     for name in paths:
         result[f"{name}_seconds"] = statistics.median(times[name])
-    result["speedup"] = result["reference_seconds"] / result["fast_seconds"]
+    ratios = [r / f for r, f in zip(times["reference"], times["fast"])]
+    result["speedup"] = statistics.median(ratios)
+    if len(ratios) >= 4:
+        result["speedup_quartiles"] = [float(q) for q in
+                                       statistics.quantiles(ratios, n=4, method="inclusive")[::2]]
     if memory:
         for name, step in paths.items():
             result[f"{name}_peak_bytes"] = peak_memory(step, device)

@@ -8,6 +8,8 @@ computes the same thing literally; the tests hold the two equal in float64.
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import pairwise
@@ -16,6 +18,7 @@ from ._modes import check_mode
 __all__ = ["NonLocalBlock", "NonLocalBlock1d", "NonLocalBlock2d", "NonLocalBlock3d"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 # Max-pool sub-sampling of the keys: space only for video (time is short and precious).
 _POOL_KERNEL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}
@@ -134,22 +137,45 @@ class NonLocalBlock(nn.Module):
         g = pool(self.g(x))
         return tuple(t.flatten(2).transpose(1, 2) for t in (theta, phi, g))
 
+    def project_channels(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`project` channel-first: theta (B, C', N), phi (B, C', M), g (B, C', M).
+
+        The forward's fast path. theta, phi and g come out of one 1x1 convolution (their three
+        weights stacked), and phi and g go through one pooling: one pass over x instead of three,
+        one over the keys instead of two. The parameters stay three modules, so checkpoints and
+        :meth:`project` are unchanged.
+        """
+        pool = self.pool if self.sub_sample else (lambda t: t)
+        if self.mode == "gaussian":
+            theta, phi, g = x, pool(x), pool(self.g(x))
+        else:
+            Cp = self.inter_channels
+            convs = (self.theta, self.phi, self.g)
+            weight = torch.cat([c.weight for c in convs])
+            bias = torch.cat([c.bias for c in convs])
+            theta, keys = _CONV_FN[self.dimension](x, weight, bias).split([Cp, 2 * Cp], dim=1)
+            phi, g = pool(keys).split([Cp, Cp], dim=1)
+        return theta.flatten(2), phi.flatten(2), g.flatten(2)
+
     def forward(self, x: Tensor, return_nl_map: bool = False):
         """z = W y + x, shaped like ``x``, ``(B, C, *spatial)``; with ``return_nl_map`` also the map
         f / C(x), (B, N queries, M keys), whose row i holds the weights of query i."""
         self._check_input(x)
         B, _, *spatial = x.shape
-        theta, phi, g = self.project(x)
         w_concat = None
         if self.concat_project is not None:
             w_concat = self.concat_project[0].weight.reshape(-1)
+        if not return_nl_map:
+            y = pairwise.nonlocal_op_channels(self.mode, *self.project_channels(x),
+                                              w_concat=w_concat, scale=self.scale)
+            return self.W(y.reshape(B, self.inter_channels, *spatial)) + x
+        theta, phi, g = self.project(x)
         y, nl_map = pairwise.nonlocal_op(self.mode, theta, phi, g, w_concat=w_concat,
-                                         scale=self.scale, need_map=return_nl_map)
+                                         scale=self.scale, need_map=True)
         # contiguous: the transposed view would otherwise hand W (and so z and every later layer)
         # channels-last strides, and a fresh block would no longer be an exact no-op downstream.
         y = y.transpose(1, 2).reshape(B, self.inter_channels, *spatial).contiguous()
-        z = self.W(y) + x
-        return (z, nl_map) if return_nl_map else z
+        return self.W(y) + x, nl_map
 
 
 class _FixedDimension(NonLocalBlock):

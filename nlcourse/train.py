@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 from . import distributed
 from .budget import Budget
 
-__all__ = ["set_seed", "pick_device", "precision", "evaluate", "fit", "batch_plan",
-           "save_checkpoint", "load_checkpoint"]
+__all__ = ["set_seed", "pick_device", "PRECISIONS", "pick_precision", "precision", "evaluate",
+           "fit", "batch_plan", "save_checkpoint", "load_checkpoint"]
 
 
 def set_seed(seed: int) -> None:
@@ -51,26 +51,59 @@ def pick_device(device: str | torch.device | None = None, verbose: bool = False)
     return torch.device("cpu")
 
 
-def precision(device: torch.device, amp: bool = True) -> str:
-    """The arithmetic :func:`fit` trains in, as recorded in the metrics: float32 on the CPU,
-    autocast to bf16 (or fp16 with a gradient scaler) on CUDA unless ``amp`` is off."""
-    if not amp or device.type != "cuda":
-        return "float32"
-    return "bf16 autocast" if torch.cuda.is_bf16_supported() else "fp16 autocast, GradScaler"
+PRECISIONS = ("fp32", "bf16", "fp16")
+_PRECISION_RECORD = {"fp32": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast, GradScaler"}
 
 
-def _autocast(device: torch.device, enabled: bool):
-    """The autocast context and gradient scaler for :func:`precision`'s choice."""
-    chosen = precision(device, enabled)
-    if chosen == "float32":
+def pick_precision(device: torch.device | str, precision: str | None = None) -> str:
+    """``precision`` checked against the device, or the default for it: float32 on the CPU (where
+    autocast is slower than float32 for these small networks), bf16 on a CUDA GPU that has it,
+    fp16 (with a gradient scaler) on an older one."""
+    device = torch.device(device)
+    if precision is None:
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))} (or None "
+                         f"for the device's default); got {precision!r}")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision='bf16': {torch.cuda.get_device_name(device)} has no bfloat16; "
+                         f"use 'fp16' or 'fp32'")
+    return precision
+
+
+def precision(device: torch.device | str, choice: str | None = None) -> str:
+    """The arithmetic :func:`fit` trains in, as the run record writes it: ``float32``,
+    ``bf16 autocast`` or ``fp16 autocast, GradScaler`` (see :func:`pick_precision`)."""
+    return _PRECISION_RECORD[pick_precision(device, choice)]
+
+
+def _autocast(device: torch.device, choice: str):
+    """The autocast context and gradient scaler for a :func:`pick_precision` choice."""
+    if choice == "fp32":
         return nullcontext(), None
-    if chosen == "bf16 autocast":
-        return torch.autocast("cuda", dtype=torch.bfloat16), None
-    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    if choice == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16), None
+    return torch.autocast(device.type, dtype=torch.float16), torch.amp.GradScaler(device.type)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None):
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+def _on_device(tensor: Tensor, device: torch.device) -> Tensor:
+    """``tensor`` moved to the device once, when it fits (a quarter of the free GPU memory at
+    most: MNIST's 60,000 images are 188 MB); otherwise left on the host, pinned, so that each
+    batch's copy can overlap the computation."""
+    if tensor.device == device or device.type != "cuda":
+        return tensor.to(device)
+    free, _ = torch.cuda.mem_get_info(device)
+    if tensor.numel() * tensor.element_size() <= free // 4:
+        return tensor.to(device)
+    return tensor.pin_memory()
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    """Index batches of one epoch from a permutation drawn on the generator's device (the CPU
+    stream is the one earlier versions drew, so CPU runs repeat them)."""
+    order = torch.randperm(n, generator=generator, device=generator.device)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
 
@@ -118,25 +151,31 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, device: torch.dev
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    loss_sum, correct = 0.0, 0
+    # Summed on the device and read once at the end: one host-device sync, not two per batch.
+    sums = torch.zeros(2, dtype=torch.float32 if device.type == "mps" else torch.float64,
+                       device=device)
     # Under torchrun each rank takes every world_size-th example and the sums are added up.
-    mine = distributed.shard(torch.arange(len(labels)), distributed.current())
+    mine = distributed.shard(torch.arange(len(labels), device=labels.device),
+                             distributed.current())
     for start in range(0, len(mine), batch_size):
         idx = mine[start:start + batch_size]
         x, y = images[idx].to(device), labels[idx].to(device)
         logits = model(x).float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        sums[0] += F.cross_entropy(logits, y, reduction="sum")
+        sums[1] += (logits.argmax(1) == y).sum()
     model.train(was_training)
-    loss_sum, correct = distributed.all_reduce_sum([loss_sum, correct], device)
+    loss_sum, correct = distributed.all_reduce_sum(sums.tolist(), device)
     return {"loss": loss_sum / labels.numel(), "accuracy": correct / labels.numel()}
 
 
 def _optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
-    if budget.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=budget.weight_decay)
-    else:
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=budget.weight_decay)
+    """The budget's optimizer, fused (one kernel for every parameter's update) where this PyTorch
+    has it for the device, else its default multi-tensor form; and its schedule."""
+    kind = torch.optim.Adam if budget.optimizer == "adam" else torch.optim.AdamW
+    try:
+        opt = kind(model.parameters(), lr=lr, weight_decay=budget.weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # older PyTorch: fused on CUDA only
+        opt = kind(model.parameters(), lr=lr, weight_decay=budget.weight_decay)
     if budget.schedule == "onecycle":
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     else:
@@ -146,12 +185,23 @@ def _optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
 
 def fit(model: nn.Module, data, budget: Budget,
         device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
-        amp: bool = True, log=print, scale_batch: bool = False, epoch_hook=None) -> list[dict]:
+        precision: str | None = None, compile: bool | str = False, log=print,
+        scale_batch: bool = False, epoch_hook=None) -> list[dict]:
     """Train ``model`` on ``data`` under ``budget`` (resolved: a :class:`~nlcourse.budget.Budget`);
     evaluate on the test split after each epoch.
 
     Returns the history, one dict per epoch: ``epoch``, ``train_loss``, ``test_loss``,
     ``test_accuracy``, ``seconds`` (training time of that epoch, evaluation excluded).
+
+    ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a gradient scaler),
+    or None for the device's default (:func:`pick_precision`). ``compile``: wrap the model in
+    ``torch.compile`` for training (True, or one of its modes such as ``"reduce-overhead"``,
+    which captures CUDA graphs on a GPU); the first steps then pay the compilation.
+
+    The data goes to the device once when it fits, and each epoch's batches are drawn by a
+    permutation on the device; losses are summed there and read once per epoch, so the host
+    never waits for the device inside an epoch. The progress bar counts steps without reading
+    the loss.
 
     Under ``torchrun`` (a process group initialised by :mod:`nlcourse.distributed`) the model is
     wrapped in DistributedDataParallel, a DistributedSampler gives each process its share of every
@@ -162,7 +212,11 @@ def fit(model: nn.Module, data, budget: Budget,
     if not isinstance(budget, Budget):
         raise TypeError(f"budget must be a resolved nlcourse.budget.Budget (a lab's BUDGETS[name], "
                         f"or the first result of its setup(...)); got {budget!r}")
+    if not isinstance(compile, (bool, str)):
+        raise TypeError(f"compile must be True, False or a torch.compile mode such as "
+                        f"'reduce-overhead'; got {compile!r}")
     device = pick_device(device)
+    choice = pick_precision(device, precision)
     ctx = distributed.current()
     plan = batch_plan(budget, ctx.world_size, scale_batch)
     batch_size = plan["per_process_batch_size"]
@@ -170,7 +224,10 @@ def fit(model: nn.Module, data, budget: Budget,
     # built before this call, and DDP broadcasts rank 0's anyway), but each rank its own dropout.
     set_seed(seed + ctx.rank)
     model.to(device).train()
-    n = len(data.train_labels)
+    images, labels = _on_device(data.train_images, device), _on_device(data.train_labels, device)
+    test_images, test_labels = (_on_device(data.test_images, device),
+                                _on_device(data.test_labels, device))
+    n = len(labels)
     if ctx.distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                       else None)
@@ -180,22 +237,28 @@ def fit(model: nn.Module, data, budget: Budget,
     else:
         net, sampler = model, None
         steps_per_epoch = -(-n // batch_size)
+    if compile:
+        net = torch.compile(net) if compile is True else torch.compile(net, mode=compile)
     progress, log = progress and ctx.is_main, log if ctx.is_main else None
     opt, sched = _optimizer(model, budget, budget.epochs * steps_per_epoch, plan["lr"])
-    autocast, scaler = _autocast(device, amp)
-    generator = torch.Generator().manual_seed(seed)
+    autocast, scaler = _autocast(device, choice)
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    update_every = max(1, steps_per_epoch // 4)  # the bar moves four times an epoch
     history = []
     for epoch in range(1, budget.epochs + 1):
         if epoch_hook is not None:
             epoch_hook(epoch)
-        start, loss_sum, seen = time.perf_counter(), 0.0, 0
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+        seen = 0
         batches = (_batches(n, batch_size, generator) if sampler is None
                    else _sampled_batches(sampler, epoch, batch_size))
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{budget.epochs}",
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{budget.epochs}",
                    disable=not progress, leave=False)
-        for idx in bar:
-            x = data.train_images[idx].to(device, non_blocking=True)
-            y = data.train_labels[idx].to(device, non_blocking=True)
+        for step, idx in enumerate(batches, 1):
+            idx = idx.to(images.device, non_blocking=True)
+            x = images[idx].to(device, non_blocking=True)
+            y = labels[idx].to(device, non_blocking=True)
             with autocast:
                 loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
@@ -208,19 +271,21 @@ def fit(model: nn.Module, data, budget: Budget,
                 opt.step()
             if sched is not None:
                 sched.step()
-            loss_sum += loss.item() * len(idx)
+            loss_sum += loss.detach().float() * len(idx)
             seen += len(idx)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+            if step % update_every == 0 or step == steps_per_epoch:
+                bar.update(step - bar.n)
+        bar.close()
+        epoch_loss = loss_sum.item()  # the epoch's one sync with the device
         seconds = time.perf_counter() - start
-        loss_sum, seen = distributed.all_reduce_sum([loss_sum, seen], device)
+        epoch_loss, seen = distributed.all_reduce_sum([epoch_loss, seen], device)
         distributed.broadcast_buffers(model)  # every rank evaluates rank 0's model
-        test = evaluate(model, data.test_images, data.test_labels, device)
-        history.append({"epoch": epoch, "train_loss": loss_sum / seen, "test_loss": test["loss"],
-                        "test_accuracy": test["accuracy"], "seconds": seconds})
+        test = evaluate(model, test_images, test_labels, device)
+        history.append({"epoch": epoch, "train_loss": epoch_loss / seen,
+                        "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                        "seconds": seconds})
         if log:
-            log(f"epoch {epoch}/{budget.epochs}: train loss {loss_sum / seen:.4f}, "
+            log(f"epoch {epoch}/{budget.epochs}: train loss {epoch_loss / seen:.4f}, "
                 f"test accuracy {test['accuracy']:.4f} ({seconds:.1f} s)")
     return history
 

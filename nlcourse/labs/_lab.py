@@ -28,8 +28,8 @@ from .. import distributed, viz
 from ..analysis import count_flops, parameters
 from ..budget import Budget, resolve
 from ..provenance import git_commit, results_home, run_record
-from ..train import batch_plan, fit, load_checkpoint, pick_device, precision, save_checkpoint, \
-    set_seed
+from ..train import batch_plan, fit, load_checkpoint, pick_device, save_checkpoint, set_seed
+from ..train import precision as describe_precision
 
 __all__ = ["Lab", "load_results", "summarise", "flops_per_example"]
 
@@ -85,7 +85,8 @@ class Lab:
 
     def run(self, model: str, budget: Budget, seed: int = 0, out: str | Path | None = None, *,
             data=None, device=None, progress: bool = True, log=print, command: str | None = None,
-            commit: str | None = None, scale_batch: bool = False):
+            commit: str | None = None, scale_batch: bool = False, precision: str | None = None,
+            compile: bool | str = False):
         """Train ``model`` with ``seed`` under ``budget`` (resolved). Returns (network in eval
         mode, record): the run record of :func:`~nlcourse.provenance.run_record` plus the results
         (``test_accuracy``, ``epochs``, ``train_seconds``, ``params``, ``history``). With ``out``,
@@ -93,7 +94,8 @@ class Lab:
 
         Under ``torchrun`` every rank trains and only rank 0 logs and writes;
         ``rank_parameter_digests`` then holds each rank's final weights' SHA-256, which must all
-        be equal. ``scale_batch``: see :func:`~nlcourse.train.batch_plan`.
+        be equal. ``scale_batch``: see :func:`~nlcourse.train.batch_plan`; ``precision`` and
+        ``compile``: see :func:`~nlcourse.train.fit` (both are written in the record).
         """
         self.check_model(model)
         if not isinstance(budget, Budget):
@@ -119,11 +121,13 @@ class Lab:
         net = self.build(model)
         hook = self.epoch_hook(net, model, budget) if self.epoch_hook else None
         history = fit(net, data, budget, device=device, seed=seed, progress=progress, log=log,
-                      scale_batch=scale_batch, epoch_hook=hook)
+                      scale_batch=scale_batch, epoch_hook=hook, precision=precision,
+                      compile=compile)
         net.eval()
         record = run_record(lab=self.name, model=model, budget=budget, seed=seed, data=data,
-                            device=device, precision=precision(device), command=command,
-                            world_size=ctx.world_size, commit=commit)
+                            device=device, precision=describe_precision(device, precision),
+                            command=command, world_size=ctx.world_size, commit=commit)
+        record["compile"] = compile
         record.update(self.settings(model, budget) if self.settings else {})
         record.update(test_accuracy=history[-1]["test_accuracy"], epochs=budget.epochs,
                       train_seconds=sum(h["seconds"] for h in history), params=parameters(net))

@@ -8,6 +8,7 @@ chapters read.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -17,22 +18,55 @@ import torch
 
 from .. import reference
 from .._modes import MODES
-from ..analysis import (compare_paths, compare_variants, count_flops, matmul_gflops, peak_memory,
-                        precision_check, reference_bytes, time_call)
+from ..analysis import (compare_paths, compare_variants, count_flops, count_operations,
+                        matmul_gflops, peak_memory, precision_check, reference_bytes, time_call)
 from ..blocks import NonLocalBlock
 from ..provenance import run_record
 
-__all__ = ["DEFAULT_SHAPES", "run_benchmark", "run_variant_benchmark", "write"]
+__all__ = ["DEFAULT_SHAPES", "TARGETS", "run_benchmark", "target_verdicts",
+           "run_variant_benchmark", "STEP_MODELS", "STEP_BATCHES", "run_step_benchmark",
+           "compiler_missing", "run_precision_benchmark", "write"]
 
-# Three image maps and a short video clip, C = 64: where the literal formula's N x M matrix is
-# small (32 x 32), large (128 x 128: 16,384 queries x 4,096 keys) and three-dimensional.
-DEFAULT_SHAPES = ((1, 64, 32, 32), (1, 64, 64, 64), (1, 64, 128, 128), (1, 64, 8, 32, 32))
+# Four image maps and a short video clip, C = 64: where the literal formula's N x M matrix is
+# tiny (16 x 16: 256 queries x 64 keys, where overheads rule), small (32 x 32), large (128 x 128:
+# 16,384 queries x 4,096 keys) and three-dimensional.
+DEFAULT_SHAPES = ((1, 64, 16, 16), (1, 64, 32, 32), (1, 64, 64, 64), (1, 64, 128, 128),
+                  (1, 64, 8, 32, 32))
+DEFAULT_REPEATS = 30
+
+# What the fast path must achieve against the literal formula on a CPU (forward + backward, the
+# median over alternating pairs): (modes, image side, measured field, at least).
+TARGETS = (
+    (MODES, 16, "speedup", 1.0),   # never slower, down to the smallest map
+    (MODES, 32, "speedup", 1.0),
+    (MODES, 64, "speedup", 1.0),
+    (("concatenation",), 64, "speedup", 20.0),
+    (("concatenation",), 64, "memory_ratio", 40.0),
+    (("dot_product",), 128, "speedup", 10.0),
+    (("gaussian", "embedded_gaussian"), 128, "speedup", 1.5),
+    (("gaussian", "embedded_gaussian"), 128, "memory_ratio", 10.0),
+)
 
 
-def write(result: dict, out: str | Path, name: str, command: str) -> Path:
-    """``result`` with its run record, as ``out/name.json``."""
+def target_verdicts(rows) -> list[dict]:
+    """Each :data:`TARGETS` line against the rows that measure it (1 x 64 x side x side maps);
+    a target with no such row is listed as not measured."""
+    verdicts = []
+    for modes, side, field, least in TARGETS:
+        for mode in modes:
+            row = next((r for r in rows if r["mode"] == mode and r["shape"] == [1, 64, side, side]
+                        and field in r), None)
+            verdicts.append({"mode": mode, "shape": [1, 64, side, side], "field": field,
+                             "at_least": least, "measured": row[field] if row else None,
+                             "met": bool(row) and row[field] >= least})
+    return verdicts
+
+
+def write(result: dict, out: str | Path, name: str, command: str, data=None) -> Path:
+    """``result`` with its run record, as ``out/name.json`` (``data``: the data set it measured
+    on, if any)."""
     device = torch.device(result["machine"]["device_type"])
-    record = run_record(lab="bench", model=name, budget=None, seed=0, data=None, device=device,
+    record = run_record(lab="bench", model=name, budget=None, seed=0, data=data, device=device,
                         precision=result["machine"]["dtype"].replace("torch.", ""),
                         command=command)
     out = Path(out)
@@ -42,8 +76,8 @@ def write(result: dict, out: str | Path, name: str, command: str) -> Path:
     return path
 
 
-def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: int = 1,
-                  device=None, max_reference_gib: float = 16.0, dtype=torch.float32,
+def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = DEFAULT_REPEATS,
+                  warmup: int = 2, device=None, max_reference_gib: float = 16.0, dtype=torch.float32,
                   log=print) -> dict:
     """Reference against fast path for every mode and shape: times, ratio, peak memory, FLOPs and
     achieved GFLOP/s, plus the machine (threads, device, torch, matmul rate). Shapes whose literal
@@ -74,7 +108,13 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = 5, warmup: i
             tf32 = "" if row["cudnn_tf32"] is None else f", TF32 convolutions {row['cudnn_tf32']}"
             log(f"{row['mode']:>18} float32 vs float64{tf32}: fast path "
                 f"{row['fast_error']:.1e}, literal {row['literal_error']:.1e} (relative)")
-    return {"machine": machine, "rows": rows, "float32_error": precision}
+    targets = target_verdicts(rows) if device.type == "cpu" and dtype == torch.float32 else []
+    if log:
+        for t in targets:
+            if t["measured"] is not None:
+                log(f"target {t['mode']} {t['shape'][2]}x{t['shape'][3]} {t['field']} >= "
+                    f"{t['at_least']:g}: {t['measured']:.2f} {'met' if t['met'] else 'NOT MET'}")
+    return {"machine": machine, "rows": rows, "float32_error": precision, "targets": targets}
 
 
 def run_variant_benchmark(shapes=DEFAULT_SHAPES, repeats: int = 3, device=None, log=print,
@@ -154,3 +194,188 @@ def _describe(row) -> str:
     return (f"{row['mode']:>18} {shape:>14}: reference {1e3 * row['reference_seconds']:8.1f} ms "
             f"{row['reference_peak_bytes'] / 2**20:8.1f} MiB, {fast}: {row['speedup']:6.1f}x faster, "
             f"{row['memory_ratio']:6.1f}x less memory")
+
+
+# The step benchmark: whole training steps of the MNIST network, not one block. At batch 128
+# (the budgets' batch) and at batch 2, where the arithmetic is negligible and a step costs what
+# its operations cost to dispatch: the regime a GPU step of this small network is in.
+STEP_MODELS = ("none", *MODES)
+STEP_BATCHES = (128, 2)
+
+
+def _step(model: str, batch_size: int, device, seed: int = 0, compiled: bool = False):
+    """One training step of the MNIST lab's network for ``model``, as :func:`~nlcourse.train.fit`
+    takes it (its optimizer and schedule, on a fixed random batch); and the network."""
+    from ..models import MNISTNet
+    from ..train import _optimizer
+    from . import mnist
+
+    torch.manual_seed(seed)
+    net = MNISTNet(None if model == "none" else model).to(device).train()
+    quick = mnist.BUDGETS["quick"]
+    opt, sched = _optimizer(net, quick, 10 ** 9, quick.lr)
+    forward = torch.compile(net) if compiled else net
+    x = torch.rand(batch_size, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(forward(x), y).backward()
+        opt.step()
+        sched.step()
+
+    return step, opt
+
+
+def _wall(step, device) -> float:
+    """Seconds of one step, host and device: on a GPU a launch-bound step is host time."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def compiler_missing(device) -> str | None:
+    """Why ``torch.compile`` cannot run here, or None: on the CPU its code generator needs a C++
+    compiler; on CUDA, Triton."""
+    import importlib.util
+    import shutil
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return None if importlib.util.find_spec("triton") else "Triton is not installed"
+    cxx = os.environ.get("CXX", "g++")
+    return None if shutil.which(cxx) else f"no C++ compiler ({cxx!r} is not on PATH)"
+
+
+def run_step_benchmark(batch_sizes=STEP_BATCHES, models=STEP_MODELS, repeats: int = 30,
+                       warmup: int = 5, device=None, compile: bool = False, log=print) -> dict:
+    """Time per training step and operations dispatched per step, for the network without blocks
+    and with each f, at each batch size; with ``compile``, the same steps through
+    ``torch.compile`` as well (and its compilation time).
+
+    The models are timed in rounds, each round one step of every model in turn (the order rotated
+    from round to round); ``ratio`` is the median over the rounds of a step's time over the
+    baseline's in the same round, so a burst of load on a shared machine moves no ratio."""
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    machine = _machine(device, torch.float32)
+    missing = compiler_missing(device) if compile else None
+    variants = [(m, False) for m in models]
+    if compile and missing is None:
+        variants += [(m, True) for m in models]
+    rows = []
+    for batch in batch_sizes:
+        steps, compile_seconds = {}, {}
+        for model, compiled in variants:
+            step, opt = _step(model, batch, device, compiled=compiled)
+            start = time.perf_counter()
+            for _ in range(warmup):   # the first call of a compiled step compiles it
+                step()
+            if compiled:
+                compile_seconds[model] = time.perf_counter() - start
+            steps[model, compiled] = (step, opt)
+        times = {key: [] for key in steps}
+        keys = list(steps)
+        for r in range(repeats):
+            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                times[key].append(_wall(steps[key][0], device))
+        for (model, compiled), (step, opt) in steps.items():
+            base = times["none", compiled] if ("none", compiled) in times else None
+            row = {"model": model, "batch_size": batch, "compiled": compiled,
+                   "seconds": statistics.median(times[model, compiled]), "repeats": repeats,
+                   "optimizer": type(opt).__name__ + (" (fused)" if opt.defaults.get("fused")
+                                                      else "")}
+            if base is not None:
+                row["ratio"] = statistics.median(t / b for t, b in
+                                                 zip(times[model, compiled], base))
+            if not compiled:  # a compiled step's kernels are not ATen calls: not comparable
+                row["operations"] = count_operations(step)
+                row["flops"] = count_flops(step)
+                row["us_per_operation"] = 1e6 * row["seconds"] / row["operations"]
+                row["gflops_per_s"] = row["flops"] / row["seconds"] / 1e9
+            else:
+                row["compile_seconds"] = compile_seconds[model]
+            rows.append(row)
+            if log:
+                log(_describe_step(row))
+    result = {"machine": machine, "rows": rows}
+    if compile:
+        result["compile"] = "measured" if missing is None else f"skipped: {missing}"
+    return result
+
+
+def _describe_step(row) -> str:
+    what = f"{row['model']:>17}{' compiled' if row['compiled'] else '         '} batch {row['batch_size']:>3}"
+    text = f"{what}: {1e3 * row['seconds']:8.2f} ms/step"
+    if "ratio" in row:
+        text += f" ({row['ratio']:.2f}x the baseline)"
+    if "operations" in row:
+        text += (f", {row['operations']} operations ({row['us_per_operation']:.0f} us each), "
+                 f"{row['gflops_per_s']:.1f} GFLOP/s")
+    if "compile_seconds" in row:
+        text += f", compiled in {row['compile_seconds']:.0f} s"
+    return text
+
+
+def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp16"), device=None,
+                            batch_size: int = 500, data=None, log=print) -> dict:
+    """The shipped MNIST networks evaluated under autocast to each precision, on the same weights
+    and images: test accuracy, the predictions that change, and how far each block's attention
+    maps move from float32's (largest and mean absolute difference of f / C(x), whose entries
+    lie in [0, 1] for the softmax modes)."""
+    from contextlib import nullcontext
+
+    from ..data import load_mnist
+    from ..shipped import pretrained
+
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    data = data if data is not None else load_mnist()  # its description goes in the record
+    contexts = {p: nullcontext() if p == "fp32" else
+                torch.autocast(device.type, dtype={"bf16": torch.bfloat16,
+                                                   "fp16": torch.float16}[p])
+                for p in precisions}
+    rows = []
+    for model in models:
+        net = pretrained(None if model == "none" else model).to(device).eval()
+        stats = {p: {"correct": 0, "changed": 0, "map_max": [0.0, 0.0], "map_sum": [0.0, 0.0],
+                     "map_count": [0, 0]} for p in precisions}
+        with torch.no_grad():
+            for start in range(0, len(data.test_labels), batch_size):
+                x = data.test_images[start:start + batch_size].to(device)
+                y = data.test_labels[start:start + batch_size].to(device)
+                out = {}
+                for p, ctx in contexts.items():
+                    with ctx:
+                        logits, maps = net(x, return_nl_maps=True)
+                    out[p] = (logits.float().argmax(1), [m.float() for m in maps])
+                for p in precisions:
+                    pred, maps = out[p]
+                    s = stats[p]
+                    s["correct"] += int((pred == y).sum())
+                    s["changed"] += int((pred != out["fp32"][0]).sum())
+                    for k, (m, m32) in enumerate(zip(maps, out["fp32"][1])):
+                        diff = (m - m32).abs()
+                        s["map_max"][k] = max(s["map_max"][k], float(diff.max()))
+                        s["map_sum"][k] += float(diff.sum())
+                        s["map_count"][k] += diff.numel()
+        n = len(data.test_labels)
+        for p in precisions:
+            s = stats[p]
+            row = {"model": model, "precision": p, "test_accuracy": s["correct"] / n,
+                   "predictions_changed": s["changed"]}
+            if model != "none":
+                row["map_max_abs_diff"] = s["map_max"]
+                row["map_mean_abs_diff"] = [t / c for t, c in zip(s["map_sum"], s["map_count"])]
+            rows.append(row)
+            if log:
+                maps_text = ("" if model == "none" else
+                             ", maps: largest difference from fp32 " + " / ".join(
+                                 f"{v:.1e}" for v in row["map_max_abs_diff"]))
+                log(f"{model:>17} {p}: accuracy {row['test_accuracy']:.4f}, "
+                    f"{row['predictions_changed']} predictions changed{maps_text}")
+    return {"machine": _machine(device, torch.float32), "rows": rows}
