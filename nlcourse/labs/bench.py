@@ -267,6 +267,14 @@ def run_step_benchmark(batch_sizes=STEP_BATCHES, models=STEP_MODELS, repeats: in
     variants = [(m, False) for m in models]
     if compile and missing is None:
         variants += [(m, True) for m in models]
+        # Each network compiles its forward anew; past dynamo's recompile limit (8 by default)
+        # it would silently run the rest eagerly and time eager steps as compiled ones.
+        import torch._dynamo
+
+        torch._dynamo.reset()
+        limit = getattr(torch._dynamo.config, "recompile_limit", None)
+        if limit is not None:
+            torch._dynamo.config.recompile_limit = max(limit, 4 * len(variants) * len(batch_sizes))
     rows = []
     for batch in batch_sizes:
         steps, compile_seconds = {}, {}
