@@ -7,6 +7,7 @@ chapters read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -267,24 +268,56 @@ def run_step_benchmark(batch_sizes=STEP_BATCHES, models=STEP_MODELS, repeats: in
     variants = [(m, False) for m in models]
     if compile and missing is None:
         variants += [(m, True) for m in models]
-        # Each network compiles its forward anew; past dynamo's recompile limit (8 by default)
-        # it would silently run the rest eagerly and time eager steps as compiled ones.
-        import torch._dynamo
+    with _recompile_room(4 * len(variants) * len(batch_sizes)):
+        rows = _step_rows(batch_sizes, variants, repeats, warmup, device, log)
+    result = {"machine": machine, "rows": rows}
+    if compile:
+        result["compile"] = "measured" if missing is None else f"skipped: {missing}"
+    return result
 
-        torch._dynamo.reset()
-        limit = getattr(torch._dynamo.config, "recompile_limit", None)
-        if limit is not None:
-            torch._dynamo.config.recompile_limit = max(limit, 4 * len(variants) * len(batch_sizes))
+
+@contextlib.contextmanager
+def _recompile_room(needed: int):
+    """Each network compiles its forward anew; past dynamo's recompile limit (8 by default) it
+    would silently run the rest eagerly, and the benchmark would time eager steps as compiled.
+    And compile cold: with inductor's on-disk caches a second run would time a cache read."""
+    import torch._dynamo as dynamo
+    import torch._inductor.config as inductor
+
+    patches = [(dynamo.config, n, max(getattr(dynamo.config, n), needed))
+               for n in ("recompile_limit", "cache_size_limit") if hasattr(dynamo.config, n)][:1]
+    patches += [(inductor, "force_disable_caches", True)] * hasattr(inductor, "force_disable_caches")
+    saved = [(where, name, getattr(where, name)) for where, name, _ in patches]
+    for where, name, value in patches:
+        setattr(where, name, value)
+    try:
+        yield
+    finally:
+        for where, name, value in saved:
+            setattr(where, name, value)
+
+
+def _graphs_compiled() -> int:
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+def _step_rows(batch_sizes, variants, repeats, warmup, device, log) -> list[dict]:
     rows = []
     for batch in batch_sizes:
         steps, compile_seconds = {}, {}
         for model, compiled in variants:
             step, opt = _step(model, batch, device, compiled=compiled)
+            graphs = _graphs_compiled()
             start = time.perf_counter()
             for _ in range(warmup):   # the first call of a compiled step compiles it
                 step()
             if compiled:
                 compile_seconds[model] = time.perf_counter() - start
+                if _graphs_compiled() == graphs:
+                    raise RuntimeError(f"torch.compile compiled no graph for {model} at batch "
+                                       f"{batch}: the step would be timed eagerly")
             steps[model, compiled] = (step, opt)
         times = {key: [] for key in steps}
         keys = list(steps)
@@ -310,10 +343,7 @@ def run_step_benchmark(batch_sizes=STEP_BATCHES, models=STEP_MODELS, repeats: in
             rows.append(row)
             if log:
                 log(_describe_step(row))
-    result = {"machine": machine, "rows": rows}
-    if compile:
-        result["compile"] = "measured" if missing is None else f"skipped: {missing}"
-    return result
+    return rows
 
 
 def _describe_step(row) -> str:
