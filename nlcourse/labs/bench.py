@@ -382,6 +382,7 @@ def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp1
         net = pretrained(None if model == "none" else model).to(device).eval()
         stats = {p: {"correct": 0, "changed": 0, "map_max": [0.0, 0.0], "map_sum": [0.0, 0.0],
                      "map_count": [0, 0]} for p in precisions}
+        largest = [0.0, 0.0]   # the largest |f / C| of float32's maps: the scale of a difference
         with torch.no_grad():
             for start in range(0, len(data.test_labels), batch_size):
                 x = data.test_images[start:start + batch_size].to(device)
@@ -391,6 +392,8 @@ def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp1
                     with ctx:
                         logits, maps = net(x, return_nl_maps=True)
                     out[p] = (logits.float().argmax(1), [m.float() for m in maps])
+                for k, m in enumerate(out["fp32"][1]):
+                    largest[k] = max(largest[k], float(m.abs().max()))
                 for p in precisions:
                     pred, maps = out[p]
                     s = stats[p]
@@ -409,6 +412,7 @@ def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp1
             if model != "none":
                 row["map_max_abs_diff"] = s["map_max"]
                 row["map_mean_abs_diff"] = [t / c for t, c in zip(s["map_sum"], s["map_count"])]
+                row["map_max_abs"] = largest
             rows.append(row)
             if log:
                 maps_text = ("" if model == "none" else
