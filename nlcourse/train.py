@@ -51,6 +51,7 @@ def pick_device(device: str | torch.device | None = None, verbose: bool = False)
     return torch.device("cpu")
 
 
+#: The arithmetic :func:`fit` can train in (``--precision``).
 PRECISIONS = ("fp32", "bf16", "fp16")
 _PRECISION_RECORD = {"fp32": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast, GradScaler"}
 

@@ -183,3 +183,64 @@ def test_dimension_classes_accept_their_own_dimension_only():
     assert NonLocalBlock3d(4, mode="dot_product").mode == "dot_product"
     with pytest.raises(ValueError, match="NonLocalBlock2d has dimension=2; got dimension=3"):
         NonLocalBlock2d(4, dimension=3)
+
+
+# The fast path's shape of work (issue: performance). Equality with the literal formula is in
+# test_reference_equivalence.py; these check how the block gets there.
+
+def _operations(block, x) -> list[str]:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    names = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        block(x)
+    return names
+
+
+@pytest.mark.parametrize("mode", ["embedded_gaussian", "dot_product", "concatenation"])
+def test_one_convolution_and_one_pooling_for_theta_phi_g(mode):
+    """theta, phi and g come from one 1x1 convolution and the keys from one pooling: with W, two
+    convolutions and one max-pool per forward."""
+    ops = _operations(NonLocalBlock(8, mode=mode), torch.randn(2, 8, 6, 6))
+    assert ops.count("convolution") == 2, ops
+    assert sum(op.startswith("max_pool") for op in ops) == 1, ops
+
+
+def test_gaussian_pools_x_and_g():
+    ops = _operations(NonLocalBlock(8, mode="gaussian"), torch.randn(2, 8, 6, 6))
+    assert ops.count("convolution") == 2 and sum(op.startswith("max_pool") for op in ops) == 2
+
+
+@pytest.mark.parametrize("use_scale", [False, True])
+def test_no_multiply_without_a_scale(use_scale):
+    ops = _operations(NonLocalBlock(8, use_scale=use_scale), torch.randn(2, 8, 6, 6))
+    assert ("mul" in ops) == use_scale, ops
+
+
+def test_state_dict_keeps_its_names():
+    """Fusing theta, phi and g happens in the forward; the parameters stay three modules, so every
+    checkpoint saved before still loads."""
+    keys = set(NonLocalBlock(8, mode="concatenation").state_dict())
+    assert {"theta.weight", "theta.bias", "phi.weight", "phi.bias", "g.weight", "g.bias",
+            "concat_project.0.weight", "W.0.weight", "W.1.weight"} <= keys
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gradients_arrive_contiguous(mode):
+    """No gradient (of x, or of any parameter) is summed into a transposed buffer."""
+    block = NonLocalBlock(8, mode=mode)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0, 0.1)
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    z = block(x)
+    assert z.is_contiguous()
+    z.square().sum().backward()
+    assert x.grad.is_contiguous()
+    assert all(p.grad.is_contiguous() for p in block.parameters() if p.grad is not None)

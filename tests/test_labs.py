@@ -24,6 +24,12 @@ SMOKE = mnist.BUDGETS["smoke"]
 RESULTS = {"test_accuracy", "epochs", "train_seconds", "params", "history"}
 
 
+def test_the_precision_switch_is_in_the_record(tmp_path):
+    _, record = mnist.run("none", SMOKE, seed=0, data=tiny_data(), progress=False, log=None,
+                          precision="bf16")
+    assert record["precision"] == "bf16 autocast" and record["compile"] is False
+
+
 def test_every_lab_has_the_interface():
     for name, lab in LABS.items():
         assert lab.name == name and lab.default_model in lab.models
@@ -42,6 +48,7 @@ def test_run_writes_the_run_record_and_a_loadable_checkpoint(tmp_path):
     assert saved["data_source"] == SAMPLE and saved["params"] == 401_626
     assert saved["n_train"] == 256 and saved["n_test"] == 128 and saved["world_size"] == 1
     assert saved["precision"] == "float32"   # the CPU trains without autocast
+    assert saved["compile"] is False
     assert saved["epochs"] == len(saved["history"]) and saved["torch_version"] == torch.__version__
     loaded = mnist.load(tmp_path)
     x = tiny_data().test_images[:8]

@@ -67,3 +67,67 @@ def test_checkpoint_round_trip_is_weights_only(tmp_path):
 def test_missing_checkpoint_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at .*python -m nlcourse train"):
         load_checkpoint(tmp_path / "model.pt")
+
+
+# The loop's switches (issue: performance): precision, compile, and one sync per epoch.
+
+def test_precision_switch_is_checked_and_recorded():
+    from nlcourse.train import pick_precision, precision
+
+    assert pick_precision("cpu") == "fp32" and precision("cpu") == "float32"
+    assert precision("cpu", "bf16") == "bf16 autocast"
+    assert precision("cpu", "fp16") == "fp16 autocast, GradScaler"
+    with pytest.raises(ValueError, match="precision must be one of 'fp32', 'bf16', 'fp16'.*'fp64'"):
+        pick_precision("cpu", "fp64")
+
+
+@pytest.mark.parametrize("choice", ["bf16", "fp16"])
+def test_fit_trains_under_autocast(choice):
+    """bf16 and fp16 (with its gradient scaler) train on the CPU too, and learn."""
+    set_seed(0)
+    budget = Budget("smoke", epochs=2, batch_size=32)
+    history = fit(MNISTNet("embedded_gaussian"), tiny_data(), budget, device="cpu",
+                  progress=False, log=None, precision=choice)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_fit_reads_the_loss_once_per_epoch(monkeypatch):
+    """The host waits for the device once an epoch, not once a step: Tensor.item is called once
+    per epoch (the epoch's summed loss), whatever the number of steps."""
+    calls = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: calls.append(1) or item(self))
+    budget = Budget("smoke", epochs=2, batch_size=16)   # 16 steps an epoch
+    fit(MNISTNet(None), tiny_data(), budget, device="cpu", progress=False, log=None)
+    assert len(calls) == 2
+
+
+def test_fit_draws_the_same_batches_as_before():
+    """On the CPU the permutation is the one earlier versions drew (the CPU generator's stream),
+    so a committed quick run's batch order is what this loop would draw."""
+    from nlcourse.train import _batches
+
+    gen = torch.Generator().manual_seed(3)
+    order = torch.cat(list(_batches(100, 32, gen)))
+    assert torch.equal(order, torch.randperm(100, generator=torch.Generator().manual_seed(3)))
+
+
+def test_compile_is_checked():
+    with pytest.raises(TypeError, match="compile must be True, False or a torch.compile mode"):
+        fit(MNISTNet(None), tiny_data(), SMOKE, progress=False, log=None, compile=1)
+
+
+@pytest.mark.slow
+def test_fit_compiled_matches_eager_training():
+    """compile=True trains through torch.compile; on the CPU that needs a C++ compiler."""
+    from nlcourse.labs.bench import compiler_missing
+
+    if compiler_missing("cpu"):
+        pytest.skip(f"torch.compile cannot run here: {compiler_missing('cpu')}")
+    budget = Budget("smoke", epochs=1, batch_size=64)
+    runs = {}
+    for compiled in (False, True):
+        set_seed(0)
+        runs[compiled] = fit(MNISTNet(None), tiny_data(), budget, device="cpu", progress=False,
+                             log=None, compile=compiled)
+    assert abs(runs[True][0]["train_loss"] - runs[False][0]["train_loss"]) < 1e-3

@@ -35,8 +35,8 @@ DEFAULT_SHAPES = ((1, 64, 16, 16), (1, 64, 32, 32), (1, 64, 64, 64), (1, 64, 128
                   (1, 64, 8, 32, 32))
 DEFAULT_REPEATS = 30
 
-# What the fast path must achieve against the literal formula on a CPU (forward + backward, the
-# median over alternating pairs): (modes, image side, measured field, at least).
+#: What the fast path must achieve against the literal formula on a CPU (forward + backward, the
+#: median over alternating pairs): (modes, image side, measured field, at least).
 TARGETS = (
     (MODES, 16, "speedup", 1.0),   # never slower, down to the smallest map
     (MODES, 32, "speedup", 1.0),
