@@ -118,16 +118,19 @@ def test_compile_is_checked():
 
 
 @pytest.mark.slow
-def test_fit_compiled_matches_eager_training():
-    """compile=True trains through torch.compile; on the CPU that needs a C++ compiler."""
+def test_fit_trains_through_torch_compile():
+    """compile=True trains through torch.compile (on the CPU that needs a C++ compiler). Dropout
+    draws other random numbers when compiled, so the runs are compared by what they learn."""
     from nlcourse.labs.bench import compiler_missing
 
     if compiler_missing("cpu"):
         pytest.skip(f"torch.compile cannot run here: {compiler_missing('cpu')}")
-    budget = Budget("smoke", epochs=1, batch_size=64)
-    runs = {}
-    for compiled in (False, True):
-        set_seed(0)
-        runs[compiled] = fit(MNISTNet(None), tiny_data(), budget, device="cpu", progress=False,
-                             log=None, compile=compiled)
-    assert abs(runs[True][0]["train_loss"] - runs[False][0]["train_loss"]) < 1e-3
+    budget = Budget("smoke", epochs=2, batch_size=64)
+    set_seed(0)
+    net = MNISTNet(None)
+    history = fit(net, tiny_data(), budget, device="cpu", progress=False, log=None, compile=True)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    x = tiny_data().test_images[:16]
+    with torch.no_grad():   # the weights it trained are the model's own
+        torch.testing.assert_close(torch.compile(net.eval())(x), net.eval()(x),
+                                   rtol=1e-4, atol=1e-5)

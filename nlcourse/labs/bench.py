@@ -8,25 +8,36 @@ chapters read.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+import torch._dynamo as dynamo
+import torch._inductor.config as inductor
+from torch._dynamo.utils import counters
 
 from .. import reference
 from .._modes import MODES
 from ..analysis import (compare_paths, compare_variants, count_flops, count_operations,
                         matmul_gflops, peak_memory, precision_check, reference_bytes, time_call)
 from ..blocks import NonLocalBlock
+from ..data import load_mnist
+from ..models import MNISTNet
 from ..provenance import run_record
+from ..shipped import pretrained
+from ..train import _optimizer
+from . import mnist
 
 __all__ = ["DEFAULT_SHAPES", "TARGETS", "run_benchmark", "target_verdicts",
-           "run_variant_benchmark", "STEP_MODELS", "STEP_BATCHES", "run_step_benchmark",
-           "compiler_missing", "run_precision_benchmark", "write"]
+           "run_variant_benchmark", "STEP_MODELS", "STEP_BATCHES", "training_step",
+           "run_step_benchmark", "compiler_missing", "run_precision_benchmark", "write"]
 
 # Four image maps and a short video clip, C = 64: where the literal formula's N x M matrix is
 # tiny (16 x 16: 256 queries x 64 keys, where overheads rule), small (32 x 32), large (128 x 128:
@@ -204,13 +215,10 @@ STEP_MODELS = ("none", *MODES)
 STEP_BATCHES = (128, 2)
 
 
-def _step(model: str, batch_size: int, device, seed: int = 0, compiled: bool = False):
+def training_step(model: str, batch_size: int, device, seed: int = 0, compiled: bool = False):
     """One training step of the MNIST lab's network for ``model``, as :func:`~nlcourse.train.fit`
-    takes it (its optimizer and schedule, on a fixed random batch); and the network."""
-    from ..models import MNISTNet
-    from ..train import _optimizer
-    from . import mnist
-
+    takes it (its fused optimizer and schedule), on a fixed random batch. Returns ``(step,
+    optimizer)``; each ``step()`` call runs one step."""
     torch.manual_seed(seed)
     net = MNISTNet(None if model == "none" else model).to(device).train()
     quick = mnist.BUDGETS["quick"]
@@ -242,9 +250,6 @@ def _wall(step, device) -> float:
 def compiler_missing(device) -> str | None:
     """Why ``torch.compile`` cannot run here, or None: on the CPU its code generator needs a C++
     compiler; on CUDA, Triton."""
-    import importlib.util
-    import shutil
-
     device = torch.device(device)
     if device.type == "cuda":
         return None if importlib.util.find_spec("triton") else "Triton is not installed"
@@ -281,9 +286,6 @@ def _recompile_room(needed: int):
     """Each network compiles its forward anew; past dynamo's recompile limit (8 by default) it
     would silently run the rest eagerly, and the benchmark would time eager steps as compiled.
     And compile cold: with inductor's on-disk caches a second run would time a cache read."""
-    import torch._dynamo as dynamo
-    import torch._inductor.config as inductor
-
     patches = [(dynamo.config, n, max(getattr(dynamo.config, n), needed))
                for n in ("recompile_limit", "cache_size_limit") if hasattr(dynamo.config, n)][:1]
     patches += [(inductor, "force_disable_caches", True)] * hasattr(inductor, "force_disable_caches")
@@ -298,8 +300,6 @@ def _recompile_room(needed: int):
 
 
 def _graphs_compiled() -> int:
-    from torch._dynamo.utils import counters
-
     return counters["stats"]["unique_graphs"]
 
 
@@ -308,7 +308,7 @@ def _step_rows(batch_sizes, variants, repeats, warmup, device, log) -> list[dict
     for batch in batch_sizes:
         steps, compile_seconds = {}, {}
         for model, compiled in variants:
-            step, opt = _step(model, batch, device, compiled=compiled)
+            step, opt = training_step(model, batch, device, compiled=compiled)
             graphs = _graphs_compiled()
             start = time.perf_counter()
             for _ in range(warmup):   # the first call of a compiled step compiles it
@@ -365,11 +365,6 @@ def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp1
     and images: test accuracy, the predictions that change, and how far each block's attention
     maps move from float32's (largest and mean absolute difference of f / C(x), whose entries
     lie in [0, 1] for the softmax modes)."""
-    from contextlib import nullcontext
-
-    from ..data import load_mnist
-    from ..shipped import pretrained
-
     device = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
     data = data if data is not None else load_mnist()  # its description goes in the record
