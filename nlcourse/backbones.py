@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ._modes import check_mode
-from .blocks import NonLocalBlock, NonLocalBlock2d
+from .blocks import NonLocalBlock, NonLocalBlock2d, NonLocalBlock3d
 from .efficient import LowRankNonLocal, WithOp
 from .models import SpaceTimeNonLocal
 
@@ -47,13 +47,21 @@ def paper_placement(model: nn.Module, stages=(3, 4)) -> dict[int, list[int]]:
     return placement
 
 
-def _out_channels(block: nn.Module) -> int:
-    for name in ("conv3", "conv2"):           # Bottleneck, then BasicBlock
+def _output_conv(block: nn.Module) -> nn.Module:
+    """The convolution that writes a residual block's output: conv3 of a Bottleneck, conv2 of a
+    BasicBlock; in torchvision's video ResNets (r3d_18 ...) conv2 is Sequential(conv, BN)."""
+    for name in ("conv3", "conv2"):
         conv = getattr(block, name, None)
-        if isinstance(conv, nn.Conv2d):
-            return conv.out_channels
+        if isinstance(conv, nn.Sequential):
+            conv = conv[0]
+        if isinstance(conv, (nn.Conv2d, nn.Conv3d)):
+            return conv
     raise TypeError(f"cannot tell the output channels of a {type(block).__name__}: expected a "
-                    f"torchvision BasicBlock or Bottleneck")
+                    f"torchvision BasicBlock or Bottleneck (2-D or video)")
+
+
+def _out_channels(block: nn.Module) -> int:
+    return _output_conv(block).out_channels
 
 
 def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embedded_gaussian",
@@ -61,15 +69,17 @@ def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embe
     """Insert non-local blocks after chosen residual blocks of a torchvision ResNet, in place.
 
     Args:
-        model: ``torchvision.models.resnet18`` .. ``resnet152`` (or a model with the same
-            ``layer1`` .. ``layer4`` layout).
+        model: ``torchvision.models.resnet18`` .. ``resnet152``, or a video ResNet
+            (``torchvision.models.video.r3d_18``, ``mc3_18``), or a model with the same
+            ``layer1`` .. ``layer4`` layout. A video ResNet gets 3-D blocks.
         stages: the paper's stage numbers to touch, 2 (``layer1``) to 5 (``layer4``).
         blocks: where in each stage. ``None``: the paper's rule
             (:func:`~nlcourse.backbones.paper_placement`); an int ``k``: after residual block ``k``
             (1-indexed; ``-1`` is the last) of each stage; a dict ``{stage: [k, ...]}``: exactly
             there.
         mode: the pairwise function of the new blocks.
-        **block_kwargs: passed to every :class:`~nlcourse.NonLocalBlock2d`.
+        **block_kwargs: passed to every :class:`~nlcourse.NonLocalBlock` (2-D, or 3-D in a
+            video ResNet).
 
     Returns the same model, whose chosen residual blocks are now ``Sequential(residual, block)``.
     """
@@ -96,7 +106,11 @@ def add_nonlocal(model: nn.Module, stages=(3, 4), blocks=None, mode: str = "embe
             residual = layer[i]
             if isinstance(residual, nn.Sequential):
                 raise ValueError(f"res{stage} block {i + 1} already has a non-local block")
-            block = NonLocalBlock2d(_out_channels(residual), mode=mode, **block_kwargs)
+            conv = _output_conv(residual)
+            # a 3-D backbone (clips) takes 3-D blocks, which pool keys in space only, as the
+            # paper's video models do
+            kind = NonLocalBlock3d if isinstance(conv, nn.Conv3d) else NonLocalBlock2d
+            block = kind(conv.out_channels, mode=mode, **block_kwargs)
             layer[i] = nn.Sequential(residual, block)
     return model
 

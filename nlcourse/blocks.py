@@ -20,10 +20,19 @@ __all__ = ["NonLocalBlock", "NonLocalBlock1d", "NonLocalBlock2d", "NonLocalBlock
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-# Max-pool sub-sampling of the keys: space only for video (time is short and precious).
+# Sub-sampling of the keys: 2 along each spatial axis, space only for video (time is short and
+# precious); max-pooling as in the paper, or averaging.
 _POOL_KERNEL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}
-_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_POOL = {"max": {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d},
+         "avg": {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}}
 _LAYOUT = {1: "(B, C, L)", 2: "(B, C, H, W)", 3: "(B, C, T, H, W)"}
+# The normalisations W can end with, by name (and the names mmcv's norm_cfg uses).
+_NORMS = {"batch": "batch", "bn": "batch", "group": "group", "gn": "group",
+          "syncbatch": "syncbatch", "syncbn": "syncbatch"}
+_INITS = ("zero", "zero_w", "zero_norm", "normal")
+# Modes whose theta . phi the scale C'^-1/2 may multiply (as the official code and mmcv do for
+# the embedded Gaussian; the dot product's is the same product before its division by M).
+_SCALED = ("embedded_gaussian", "dot_product")
 
 
 def _positive_int(value, argument: str) -> int:
@@ -34,22 +43,71 @@ def _positive_int(value, argument: str) -> int:
     return value
 
 
+def _make_norm(norm, channels: int, dimension: int, groups: int) -> nn.Module | None:
+    """The normalisation W ends with: a name of :data:`_NORMS`, a callable ``norm(channels)``
+    returning a module, or None."""
+    if norm is None:
+        return None
+    if callable(norm) and not isinstance(norm, str):
+        module = norm(channels)
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"norm: the callable must return an nn.Module for {channels} channels, "
+                            f"got {type(module).__name__}")
+        return module
+    if not isinstance(norm, str) or norm.lower() not in _NORMS:
+        raise ValueError(f"norm must be one of {', '.join(map(repr, sorted(set(_NORMS))))}, None, "
+                         f"or a callable norm(channels) -> nn.Module; got {norm!r}")
+    kind = _NORMS[norm.lower()]
+    if kind == "batch":
+        return _BN[dimension](channels)
+    if kind == "syncbatch":   # synchronised over the processes under torchrun; plain BN alone
+        return nn.SyncBatchNorm(channels)
+    if channels % groups:
+        raise ValueError(f"norm='group' splits in_channels={channels} into norm_groups={groups} "
+                         f"groups, which must divide it; pass norm_groups=... (a divisor of "
+                         f"{channels})")
+    return nn.GroupNorm(groups, channels)
+
+
 class NonLocalBlock(nn.Module):
     """A non-local block (Wang et al., CVPR 2018) for 1-D, 2-D or 3-D feature maps.
 
     Args:
         in_channels: C, the channels of the input x.
-        inter_channels: C', the width of theta, phi and g; default ``max(in_channels // 2, 1)``.
+        inter_channels: C', the width of theta, phi and g; default ``max(in_channels //
+            reduction, 1)``.
         mode: the pairwise function f: ``"gaussian"``, ``"embedded_gaussian"``,
             ``"dot_product"`` or ``"concatenation"``.
         dimension: number of spatial dimensions, 1 (sequences), 2 (images) or 3 (video).
-        sub_sample: max-pool the keys (phi and g; x itself in Gaussian mode) by 2 along each
-            spatial axis (space only in 3-D), which divides the pairwise cost by 4 in 2-D.
-            theta is never pooled, so the output keeps every input position.
-        bn_layer: W is conv + BatchNorm (gamma = beta = 0 at initialisation) rather than a
-            single conv (weight = bias = 0). Either way the block starts as the identity.
-        use_scale: multiply theta . phi by inter_channels ** -0.5 before the softmax, as the
-            official code does (embedded Gaussian only).
+        sub_sample: pool the keys (phi and g; x itself in Gaussian mode) by 2 along each spatial
+            axis (space only in 3-D), which divides the pairwise cost by 4 in 2-D. theta is never
+            pooled, so the output keeps every input position.
+        bn_layer: the older switch for ``norm``: True is ``norm="batch"``, False ``norm=None``.
+        use_scale: multiply theta . phi by inter_channels ** -0.5, as the official code does for
+            the embedded Gaussian (before the softmax) and as a dot product may (before dividing
+            by M).
+
+    Keyword-only options, the defaults keeping the block as it always was:
+
+    Args:
+        norm: what W ends with after its 1x1 convolution: ``"batch"`` (BatchNorm, the paper's),
+            ``"group"`` (GroupNorm with ``norm_groups`` groups), ``"syncbatch"`` (SyncBatchNorm,
+            statistics over every process under torchrun), None (the convolution alone), or a
+            callable ``norm(channels)`` returning a module. mmcv's names ``"bn"``, ``"gn"`` and
+            ``"syncbn"`` are accepted too.
+        norm_groups: the groups of ``norm="group"`` (32 by default, as mmcv's configs use).
+        reduction: C' = C // reduction when ``inter_channels`` is not given (2 by default).
+        init: what starts at zero so that the block starts as the identity: ``"zero"`` (the
+            norm's scale and shift if there is a norm, else W's convolution), ``"zero_norm"``
+            (the norm's scale and shift), ``"zero_w"`` (W's convolution, weight and bias), or
+            ``"normal"`` (nothing: W's last layer is drawn with ``init_std``, 0.01 by default,
+            like mmcv's ``zeros_init=False``; the block does not start as the identity).
+        init_std: draw theta, phi and g (their weights; biases zero) from N(0, init_std), as the
+            official code does with 0.01; None keeps PyTorch's default initialisation.
+        pool: the sub-sampling, ``"max"`` (the paper's) or ``"avg"``.
+        concat_path: how the concatenation mode's map-free forward sums over the keys:
+            ``"sorted"`` (sorted suffix sums, O((N + M) log M), the default) or ``"dense"``
+            (the N x M matrix ReLU(a_i + b_j); no sort, so it exports to ONNX).
 
     ``block(x)`` returns z with ``z.shape == x.shape``; ``block(x, return_nl_map=True)`` returns
     ``(z, nl_map)`` where ``nl_map[b, i, j] = f(x_i, x_j) / C(x)`` over the N query and M key
@@ -58,24 +116,53 @@ class NonLocalBlock(nn.Module):
 
     def __init__(self, in_channels: int, inter_channels: int | None = None,
                  mode: str = "embedded_gaussian", dimension: int = 2, sub_sample: bool = True,
-                 bn_layer: bool = True, use_scale: bool = False):
+                 bn_layer: bool | None = None, use_scale: bool = False, *, norm="batch",
+                 norm_groups: int = 32, reduction: int = 2, init: str = "zero",
+                 init_std: float | None = None, pool: str = "max",
+                 concat_path: str = "sorted"):
         super().__init__()
         self.mode = check_mode(mode)
         if isinstance(dimension, bool) or dimension not in (1, 2, 3):
             raise ValueError(f"dimension must be 1, 2 or 3 (spatial dimensions of the input), "
                              f"got {dimension!r}")
         self.in_channels = _positive_int(in_channels, "in_channels")
+        self.reduction = _positive_int(reduction, "reduction")
         if inter_channels is None:
-            inter_channels = max(in_channels // 2, 1)
+            inter_channels = max(in_channels // reduction, 1)
+        elif reduction != 2:
+            raise ValueError(f"give inter_channels or reduction, not both (inter_channels="
+                             f"{inter_channels!r}, reduction={reduction!r})")
         self.inter_channels = _positive_int(inter_channels, "inter_channels")
-        if use_scale and mode != "embedded_gaussian":
-            raise ValueError(f"use_scale=True applies only to mode='embedded_gaussian' (it scales "
-                             f"theta . phi by inter_channels ** -0.5); got mode={mode!r}")
+        if use_scale and mode not in _SCALED:
+            raise ValueError(f"use_scale=True applies only to mode='embedded_gaussian' or "
+                             f"'dot_product' (it scales theta . phi by inter_channels ** -0.5); "
+                             f"got mode={mode!r}")
+        if bn_layer is not None:   # the older switch: it must agree with norm if both are given
+            if bn_layer is False and norm == "batch":
+                norm = None
+            elif bool(bn_layer) != (norm is not None):
+                raise ValueError(f"bn_layer={bn_layer!r} contradicts norm={norm!r}; give norm "
+                                 f"alone (bn_layer=True is norm='batch', False is norm=None)")
+        if init not in _INITS:
+            raise ValueError(f"init must be one of {', '.join(map(repr, _INITS))}; got {init!r}")
+        if init == "zero_norm" and norm is None:
+            raise ValueError("init='zero_norm' zeroes the norm's scale and shift, but norm=None: "
+                             "use init='zero_w' (or 'zero') for a W without a norm")
+        if init_std is not None and (isinstance(init_std, bool) or
+                                     not isinstance(init_std, (int, float)) or init_std <= 0):
+            raise ValueError(f"init_std must be a positive number (the official code uses 0.01) "
+                             f"or None; got {init_std!r}")
+        if pool not in _POOL:
+            raise ValueError(f"pool must be 'max' (the paper's) or 'avg'; got {pool!r}")
+        if concat_path not in ("sorted", "dense"):
+            raise ValueError(f"concat_path must be 'sorted' (suffix sums) or 'dense' (the N x M "
+                             f"matrix, exportable to ONNX); got {concat_path!r}")
+        self.concat_path = concat_path
         self.dimension = dimension
         self.sub_sample = bool(sub_sample)
-        self.bn_layer = bool(bn_layer)
         self.use_scale = bool(use_scale)
         self.scale = self.inter_channels ** -0.5 if use_scale else 1.0
+        self.init, self.init_std, self.pool_type = init, init_std, pool
 
         conv = _CONV[dimension]
         C, Cp = self.in_channels, self.inter_channels
@@ -91,20 +178,43 @@ class NonLocalBlock(nn.Module):
                                                 nn.ReLU())
         else:
             self.concat_project = None
-        self.pool = _POOL[dimension](kernel_size=_POOL_KERNEL[dimension])
+        self.pool = _POOL[pool][dimension](kernel_size=_POOL_KERNEL[dimension])
 
-        if bn_layer:
-            self.W = nn.Sequential(conv(Cp, C, kernel_size=1), _BN[dimension](C))
-            nn.init.zeros_(self.W[1].weight)
-            nn.init.zeros_(self.W[1].bias)
-        else:
-            self.W = conv(Cp, C, kernel_size=1)
-            nn.init.zeros_(self.W.weight)
-            nn.init.zeros_(self.W.bias)
+        norm_module = _make_norm(norm, C, dimension, _positive_int(norm_groups, "norm_groups"))
+        self.norm = norm if norm is None or isinstance(norm, str) else getattr(
+            norm, "__name__", type(norm).__name__)
+        self.bn_layer = isinstance(norm_module, nn.modules.batchnorm._BatchNorm)
+        self.W = conv(Cp, C, kernel_size=1) if norm_module is None else nn.Sequential(
+            conv(Cp, C, kernel_size=1), norm_module)
+        self._initialise(norm_module)
+
+    def _initialise(self, norm_module) -> None:
+        if self.init_std is not None:
+            for c in (self.theta, self.phi, self.g):
+                if c is not None:
+                    nn.init.normal_(c.weight, 0.0, self.init_std)
+                    nn.init.zeros_(c.bias)
+        w_conv = self.W if norm_module is None else self.W[0]
+        zero = self.init if self.init != "zero" else ("zero_w" if norm_module is None
+                                                       else "zero_norm")
+        if zero == "zero_w":
+            nn.init.zeros_(w_conv.weight)
+            nn.init.zeros_(w_conv.bias)
+        elif zero == "zero_norm":
+            for name in ("weight", "bias"):
+                if getattr(norm_module, name, None) is None:
+                    raise ValueError(f"init='zero_norm' needs a norm with a learnable scale and "
+                                     f"shift; {type(norm_module).__name__} has no {name}")
+                nn.init.zeros_(getattr(norm_module, name))
+        else:   # "normal": the last layer drawn small, nothing zeroed
+            last = w_conv if norm_module is None else norm_module
+            nn.init.normal_(last.weight, 0.0, self.init_std or 0.01)
+            nn.init.zeros_(last.bias)
 
     def extra_repr(self) -> str:
         return (f"mode={self.mode!r}, dimension={self.dimension}, sub_sample={self.sub_sample}, "
-                f"bn_layer={self.bn_layer}, use_scale={self.use_scale}")
+                f"norm={self.norm!r}, use_scale={self.use_scale}, init={self.init!r}, "
+                f"pool={self.pool_type!r}")
 
     def _check_input(self, x) -> None:
         if not isinstance(x, Tensor):
@@ -124,8 +234,9 @@ class NonLocalBlock(nn.Module):
             spatial = tuple(x.shape[2:])
             if any(s < k for s, k in zip(spatial, kernel)):
                 raise ValueError(f"x's spatial size {spatial} is too small to sub-sample with a "
-                                 f"{'x'.join(map(str, kernel))} max-pool; each pooled dim needs "
-                                 f"at least 2 positions (or build the block with sub_sample=False)")
+                                 f"{'x'.join(map(str, kernel))} {self.pool_type}-pool; each pooled "
+                                 f"dim needs at least 2 positions (or build the block with "
+                                 f"sub_sample=False)")
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """theta (B, N, C'), phi (B, M, C') and g (B, M, C') in token layout, keys pooled."""
@@ -167,7 +278,8 @@ class NonLocalBlock(nn.Module):
             w_concat = self.concat_project[0].weight.reshape(-1)
         if not return_nl_map:
             y = pairwise.nonlocal_op_channels(self.mode, *self.project_channels(x),
-                                              w_concat=w_concat, scale=self.scale)
+                                              w_concat=w_concat, scale=self.scale,
+                                              dense_concatenation=self.concat_path == "dense")
             return self.W(y.reshape(B, self.inter_channels, *spatial)) + x
         theta, phi, g = self.project(x)
         y, nl_map = pairwise.nonlocal_op(self.mode, theta, phi, g, w_concat=w_concat,
@@ -182,13 +294,14 @@ class _FixedDimension(NonLocalBlock):
     DIMENSION = 2
 
     def __init__(self, in_channels: int, inter_channels: int | None = None,
-                 mode: str = "embedded_gaussian", sub_sample: bool = True, bn_layer: bool = True,
-                 use_scale: bool = False, dimension: int | None = None):
+                 mode: str = "embedded_gaussian", sub_sample: bool = True,
+                 bn_layer: bool | None = None, use_scale: bool = False,
+                 dimension: int | None = None, **options):
         if dimension is not None and dimension != self.DIMENSION:
             raise ValueError(f"{type(self).__name__} has dimension={self.DIMENSION}; got "
                              f"dimension={dimension!r} (use NonLocalBlock(..., dimension=...))")
         super().__init__(in_channels, inter_channels, mode, self.DIMENSION, sub_sample, bn_layer,
-                         use_scale)
+                         use_scale, **options)
 
 
 class NonLocalBlock1d(_FixedDimension):

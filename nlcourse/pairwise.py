@@ -24,6 +24,7 @@ from torch import Tensor
 from ._modes import check_mode
 
 __all__ = ["softmax_attention", "dot_product", "concatenation", "nonlocal_op",
+           "softmax_attention_channels", "dot_product_channels", "concatenation_channels",
            "nonlocal_op_channels", "MATERIALISE_MAX_PAIRS"]
 
 # On the CPU, below this many (batch x query x key) pairs the plain softmax(q k^T) v runs, whose
@@ -59,15 +60,16 @@ def softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0,
     return y.squeeze(1)[..., :dv], None
 
 
-def dot_product(theta: Tensor, phi: Tensor, g: Tensor,
-                need_map: bool = False) -> tuple[Tensor, Tensor | None]:
-    """(1/M) sum_j (theta_i . phi_j) g_j."""
+def dot_product(theta: Tensor, phi: Tensor, g: Tensor, need_map: bool = False,
+                scale: float = 1.0) -> tuple[Tensor, Tensor | None]:
+    """(1/M) sum_j scale (theta_i . phi_j) g_j."""
     M = phi.shape[1]
     if need_map:
-        attention = theta @ phi.transpose(1, 2) / M
+        attention = scale * theta @ phi.transpose(1, 2) / M
         return attention @ g, attention
-    # (theta phi^T) g == theta (phi^T g): a C' x C' matrix replaces the N x M one.
-    return theta @ (phi.transpose(1, 2) @ g) / M, None
+    # (theta phi^T) g == theta (phi^T g): a C' x C' matrix replaces the N x M one (and takes the
+    # scale and the 1/M, C'^2 numbers instead of N C').
+    return theta @ (phi.transpose(1, 2) @ g * (scale / M)), None
 
 
 def _suffix_sum(t: Tensor) -> Tensor:
@@ -105,7 +107,7 @@ def nonlocal_op(mode: str, theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tens
     if mode in ("gaussian", "embedded_gaussian"):
         return softmax_attention(theta, phi, g, scale=scale, need_map=need_map)
     if mode == "dot_product":
-        return dot_product(theta, phi, g, need_map=need_map)
+        return dot_product(theta, phi, g, need_map=need_map, scale=scale)
     return concatenation(theta, phi, g, w_concat, need_map=need_map)
 
 
@@ -134,16 +136,22 @@ def softmax_attention_channels(q: Tensor, k: Tensor, v: Tensor, scale: float = 1
     return y.transpose(1, 2).contiguous()
 
 
-def dot_product_channels(theta: Tensor, phi: Tensor, g: Tensor) -> Tensor:
-    """:func:`dot_product` channel-first: y = (g phi^T / M) theta, a C' x C' matrix times theta."""
-    return (g @ phi.transpose(1, 2) / phi.shape[2]) @ theta
+def dot_product_channels(theta: Tensor, phi: Tensor, g: Tensor, scale: float = 1.0) -> Tensor:
+    """:func:`dot_product` channel-first: y = (scale g phi^T / M) theta, a C' x C' matrix times
+    theta."""
+    return (g @ phi.transpose(1, 2) * (scale / phi.shape[2])) @ theta
 
 
-def concatenation_channels(theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tensor) -> Tensor:
-    """:func:`concatenation`'s sorted suffix-sum form, channel-first."""
+def concatenation_channels(theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tensor,
+                           dense: bool = False) -> Tensor:
+    """:func:`concatenation` channel-first: the sorted suffix-sum form, or with ``dense`` the
+    (B, N, M) matrix ReLU(a_i + b_j) / M, which needs no sort (and so exports to ONNX, which has
+    no searchsorted) at the cost of N M memory."""
     Cp, M = theta.shape[1], phi.shape[2]
     a = w_concat[:Cp] @ theta   # (B, N)
     b = w_concat[Cp:] @ phi     # (B, M)
+    if dense:
+        return g @ (torch.relu(a.unsqueeze(2) + b.unsqueeze(1)) / M).transpose(1, 2)
     b_sorted, order = torch.sort(b, dim=1)
     g_sorted = torch.gather(g, 2, order.unsqueeze(1).expand_as(g))
     first = torch.searchsorted(b_sorted.detach().contiguous(), (-a).detach().contiguous(),
@@ -160,12 +168,14 @@ def concatenation_channels(theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tens
 
 
 def nonlocal_op_channels(mode: str, theta: Tensor, phi: Tensor, g: Tensor,
-                         w_concat: Tensor | None = None, scale: float = 1.0) -> Tensor:
+                         w_concat: Tensor | None = None, scale: float = 1.0,
+                         dense_concatenation: bool = False) -> Tensor:
     """:func:`nonlocal_op` without the map, on channel-first tensors: theta (B, C', N), phi
-    (B, C', M), g (B, C'_g, M); returns y as (B, C'_g, N)."""
+    (B, C', M), g (B, C'_g, M); returns y as (B, C'_g, N). ``dense_concatenation``: see
+    :func:`concatenation_channels`."""
     check_mode(mode)
     if mode in ("gaussian", "embedded_gaussian"):
         return softmax_attention_channels(theta, phi, g, scale=scale)
     if mode == "dot_product":
-        return dot_product_channels(theta, phi, g)
-    return concatenation_channels(theta, phi, g, w_concat)
+        return dot_product_channels(theta, phi, g, scale=scale)
+    return concatenation_channels(theta, phi, g, w_concat, dense=dense_concatenation)

@@ -30,7 +30,8 @@ def pairwise_f(mode: str, theta: Tensor, phi: Tensor, w_concat: Tensor | None = 
 
     ``theta`` holds the queries (B, N, C'), ``phi`` the keys (B, M, C'). In ``gaussian`` mode they
     are the raw input itself. ``w_concat`` is the concatenation mode's weight vector of length
-    2C' (theta's half first). ``scale`` multiplies theta . phi (the official code's d^-1/2).
+    2C' (theta's half first). ``scale`` multiplies theta . phi (the official code's d^-1/2) in the
+    embedded Gaussian and dot-product modes.
     """
     check_mode(mode)
     if mode in ("gaussian", "embedded_gaussian"):
@@ -38,8 +39,8 @@ def pairwise_f(mode: str, theta: Tensor, phi: Tensor, w_concat: Tensor | None = 
         # softmax kernel uses, so this is meant for moderate inputs (it is a reference, not a kernel).
         return torch.exp(scale * theta @ phi.transpose(1, 2))
     if mode == "dot_product":
-        # f = theta_i . phi_j, which can be negative.
-        return theta @ phi.transpose(1, 2)
+        # f = theta_i . phi_j (times the scale, if any), which can be negative.
+        return scale * theta @ phi.transpose(1, 2)
     # concatenation
     if w_concat is None:
         raise ValueError("w_concat is required in concatenation mode: the vector w of "

@@ -57,6 +57,29 @@ def test_outputs_are_unchanged_at_insertion(depth):
         assert not torch.allclose(model(x), before)
 
 
+def test_r3d_18_gets_3d_blocks_at_res3_and_res4_and_is_unchanged_at_insertion():
+    """The paper's video backbone: torchvision's ResNet inflated to 3-D, blocks after every other
+    residual block of res3 and res4 (r3d_18 has two per stage: after the second), keys pooled
+    in space only; a clip goes through exactly as before."""
+    model = torchvision.models.video.r3d_18(num_classes=10)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    model.eval()
+    clip = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        before = model(clip)
+        add_nonlocal(model)
+        after = model(clip)
+    blocks = nonlocal_blocks(model)
+    assert [name for name, _ in blocks] == ["layer2.1.1", "layer3.1.1"]
+    assert all(b.dimension == 3 and b.pool.kernel_size == (1, 2, 2) for _, b in blocks)
+    assert [b.in_channels for _, b in blocks] == [128, 256]
+    assert torch.equal(before, after)
+
+
 def test_one_block_per_stage_and_explicit_placements():
     model = add_nonlocal(torchvision.models.resnet18(), stages=(2, 3, 4, 5), blocks=-1,
                          mode="dot_product")

@@ -120,9 +120,21 @@ def test_positions_flatten_row_major():
     (dict(in_channels=8.0), TypeError, ["in_channels", "int", "float"]),
     (dict(in_channels=8, inter_channels=0), ValueError, ["inter_channels", "at least 1"]),
     (dict(in_channels=8, inter_channels=-2), ValueError, ["inter_channels", "-2"]),
-    (dict(in_channels=8, mode="dot_product", use_scale=True), ValueError,
-     ["use_scale", "embedded_gaussian", "dot_product"]),
+    (dict(in_channels=8, mode="concatenation", use_scale=True), ValueError,
+     ["use_scale", "embedded_gaussian", "dot_product", "concatenation"]),
     (dict(in_channels=8, mode="gaussian", use_scale=True), ValueError, ["use_scale", "gaussian"]),
+    (dict(in_channels=8, norm="layer"), ValueError, ["norm", "'batch'", "'group'", "'layer'"]),
+    (dict(in_channels=8, norm=lambda c: 3), TypeError, ["norm", "nn.Module", "int"]),
+    (dict(in_channels=6, norm="group"), ValueError, ["norm_groups=32", "in_channels=6", "divide"]),
+    (dict(in_channels=8, bn_layer=True, norm=None), ValueError, ["bn_layer=True", "norm=None"]),
+    (dict(in_channels=8, inter_channels=4, reduction=4), ValueError,
+     ["inter_channels", "reduction", "not both"]),
+    (dict(in_channels=8, reduction=0), ValueError, ["reduction", "at least 1"]),
+    (dict(in_channels=8, init="xavier"), ValueError, ["init", "'zero'", "'normal'", "'xavier'"]),
+    (dict(in_channels=8, init="zero_norm", norm=None), ValueError, ["zero_norm", "norm=None"]),
+    (dict(in_channels=8, init_std=-1), ValueError, ["init_std", "positive", "-1"]),
+    (dict(in_channels=8, pool="min"), ValueError, ["pool", "'max'", "'avg'", "'min'"]),
+    (dict(in_channels=8, concat_path="fast"), ValueError, ["concat_path", "'sorted'", "'dense'"]),
 ])
 def test_constructor_errors(kwargs, error, words):
     with pytest.raises(error) as info:
@@ -244,3 +256,116 @@ def test_gradients_arrive_contiguous(mode):
     z.square().sum().backward()
     assert x.grad.is_contiguous()
     assert all(p.grad.is_contiguous() for p in block.parameters() if p.grad is not None)
+
+
+
+# --- the library options (issue: the block as a library) -----------------------------------
+# Each is checked against a computation written out here, independent of the block's code.
+
+def test_norm_names_and_callables_build_w():
+    assert isinstance(NonLocalBlock(8).W[1], nn.BatchNorm2d)              # the default
+    assert isinstance(NonLocalBlock(8, norm="bn", dimension=3).W[1], nn.BatchNorm3d)
+    gn = NonLocalBlock(8, norm="gn", norm_groups=4).W[1]
+    assert isinstance(gn, nn.GroupNorm) and gn.num_groups == 4 and gn.num_channels == 8
+    assert isinstance(NonLocalBlock(8, norm="syncbatch").W[1], nn.SyncBatchNorm)
+    assert isinstance(NonLocalBlock(8, norm=None).W, nn.Conv2d)
+    assert isinstance(NonLocalBlock(8, bn_layer=False).W, nn.Conv2d)     # the older switch
+    custom = NonLocalBlock(8, norm=lambda c: nn.InstanceNorm2d(c, affine=True)).W[1]
+    assert isinstance(custom, nn.InstanceNorm2d) and custom.num_features == 8
+
+
+@pytest.mark.parametrize("norm", [None, "batch", "group", "syncbatch"])
+@pytest.mark.parametrize("init", ["zero", "zero_w"])
+def test_every_zero_init_starts_as_the_identity(norm, init):
+    block = NonLocalBlock(8, norm=norm, norm_groups=2, init=init).train()
+    x = torch.randn(2, 8, 6, 6)
+    assert torch.equal(block(x), x)
+
+
+def test_zero_norm_zeroes_the_norm_and_zero_w_the_convolution():
+    block = NonLocalBlock(8, init="zero_norm")
+    assert block.W[1].weight.abs().sum() == 0 and block.W[1].bias.abs().sum() == 0
+    assert block.W[0].weight.abs().sum() > 0
+    block = NonLocalBlock(8, init="zero_w")
+    assert block.W[0].weight.abs().sum() == 0 and torch.equal(block.W[1].weight, torch.ones(8))
+
+
+def test_normal_init_draws_with_the_official_std():
+    torch.manual_seed(0)
+    block = NonLocalBlock(64, init="normal", init_std=0.01, norm=None)
+    for conv in (block.theta, block.phi, block.g, block.W):
+        assert abs(conv.weight.std().item() - 0.01) < 0.002 and conv.bias.abs().sum() == 0
+    x = torch.randn(2, 64, 6, 6)
+    assert not torch.equal(block(x), x)        # nothing zeroed: not the identity at the start
+    bn = NonLocalBlock(64, init="normal")      # with a norm, its scale is the drawn layer
+    assert abs(bn.W[1].weight.std().item() - 0.01) < 0.003 and bn.W[1].bias.abs().sum() == 0
+
+
+def test_reduction_sets_inter_channels():
+    assert NonLocalBlock(64).inter_channels == 32
+    assert NonLocalBlock(64, reduction=4).inter_channels == 16
+    assert NonLocalBlock(3, reduction=4).inter_channels == 1
+
+
+def _literal_block(block, x, pool_keys, w_out):
+    """z = W(y) + x written out for a 2-D embedded-Gaussian or dot-product block: 1x1 convs as
+    einsums, pooling given, the scale C'^-1/2 when the block uses it."""
+    def conv(c, t):
+        return torch.einsum("oc,bchw->bohw", c.weight[:, :, 0, 0], t) + c.bias[None, :, None, None]
+
+    theta = conv(block.theta, x).flatten(2)                      # (B, C', N)
+    phi = pool_keys(conv(block.phi, x)).flatten(2)               # (B, C', M)
+    g = pool_keys(conv(block.g, x)).flatten(2)
+    scores = torch.einsum("bcn,bcm->bnm", theta, phi) * (block.inter_channels ** -0.5
+                                                          if block.use_scale else 1.0)
+    if block.mode == "embedded_gaussian":
+        weights = scores.exp() / scores.exp().sum(-1, keepdim=True)
+    else:
+        weights = scores / phi.shape[-1]
+    y = torch.einsum("bnm,bcm->bcn", weights, g).reshape(x.shape[0], -1, *x.shape[2:])
+    return w_out(y) + x
+
+
+def _random(block):
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0, 0.5)
+    return block.double().eval()
+
+
+def test_avg_pool_is_the_mean_of_each_2x2_window():
+    block = _random(NonLocalBlock(6, pool="avg", norm=None, mode="dot_product"))
+    x = torch.randn(2, 6, 4, 6, dtype=torch.float64)
+    windows = lambda t: t.unflatten(2, (-1, 2)).unflatten(4, (-1, 2)).mean(dim=(3, 5))
+    expected = _literal_block(block, x, windows, lambda y: torch.einsum(
+        "oc,bchw->bohw", block.W.weight[:, :, 0, 0], y) + block.W.bias[None, :, None, None])
+    torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["embedded_gaussian", "dot_product"])
+def test_use_scale_divides_the_scores_by_sqrt_inter_channels(mode):
+    block = _random(NonLocalBlock(6, mode=mode, use_scale=True, norm=None))
+    x = torch.randn(2, 6, 4, 6, dtype=torch.float64)
+    windows = lambda t: t.unflatten(2, (-1, 2)).unflatten(4, (-1, 2)).amax(dim=(3, 5))
+    expected = _literal_block(block, x, windows, lambda y: torch.einsum(
+        "oc,bchw->bohw", block.W.weight[:, :, 0, 0], y) + block.W.bias[None, :, None, None])
+    for z in (block(x), block(x, return_nl_map=True)[0]):
+        torch.testing.assert_close(z, expected, rtol=0, atol=1e-10)
+
+
+def test_group_norm_in_w_is_the_literal_group_normalisation():
+    block = _random(NonLocalBlock(6, norm="group", norm_groups=3, mode="dot_product"))
+    x = torch.randn(2, 6, 4, 6, dtype=torch.float64)
+    windows = lambda t: t.unflatten(2, (-1, 2)).unflatten(4, (-1, 2)).amax(dim=(3, 5))
+    conv, gn = block.W
+
+    def w_out(y):
+        u = torch.einsum("oc,bchw->bohw", conv.weight[:, :, 0, 0], y) + conv.bias[None, :, None, None]
+        groups = u.reshape(u.shape[0], 3, -1)                 # 2 channels x H x W per group
+        mean = groups.mean(-1, keepdim=True)
+        var = groups.var(-1, unbiased=False, keepdim=True)
+        u = ((groups - mean) / torch.sqrt(var + gn.eps)).reshape(u.shape)
+        return u * gn.weight[None, :, None, None] + gn.bias[None, :, None, None]
+
+    torch.testing.assert_close(block(x), _literal_block(block, x, windows, w_out), rtol=0,
+                               atol=1e-10)

@@ -17,7 +17,7 @@ CASES = [
     (mode, dim, sub_sample, bn_layer, use_scale)
     for mode, dim, sub_sample, bn_layer in itertools.product(MODES, (1, 2, 3), (True, False),
                                                              (True, False))
-    for use_scale in ((False, True) if mode == "embedded_gaussian" else (False,))
+    for use_scale in ((False, True) if mode in ("embedded_gaussian", "dot_product") else (False,))
 ]
 
 
@@ -189,3 +189,30 @@ def test_fused_projection_equals_the_three_convolutions(case):
     x = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     for fused, separate in zip(block.project_channels(x), block.project(x)):
         torch.testing.assert_close(fused, separate.transpose(1, 2), **TOL)
+
+
+
+OPTIONS = [dict(norm="group", norm_groups=3), dict(norm="syncbatch"), dict(pool="avg"),
+           dict(reduction=3), dict(init="normal", init_std=0.01, norm=None),
+           dict(concat_path="dense")]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_options_keep_fast_path_equal_to_reference(options, mode, dim):
+    """The library options change the block, not the equality of its two paths (outputs, maps
+    and every gradient, float64)."""
+    block = randomised_block(mode, dim, **options)
+    x = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(6),
+                    requires_grad=True)
+    z_ref, map_ref = reference.block_forward(block, x)
+    z_fast = block(x)
+    torch.testing.assert_close(z_fast, z_ref, **TOL)
+    torch.testing.assert_close(block(x, return_nl_map=True)[1], map_ref, **TOL)
+    weight = torch.randn_like(z_ref)
+    fast = torch.autograd.grad((z_fast * weight).sum(), [x, *block.parameters()], allow_unused=True)
+    ref = torch.autograd.grad((z_ref * weight).sum(), [x, *block.parameters()], allow_unused=True)
+    for a, b in zip(fast, ref):
+        if a is not None or b is not None:
+            torch.testing.assert_close(a, b, **TOL)
