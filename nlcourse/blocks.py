@@ -203,8 +203,9 @@ class NonLocalBlock(nn.Module):
         elif zero == "zero_norm":
             for name in ("weight", "bias"):
                 if getattr(norm_module, name, None) is None:
-                    raise ValueError(f"init='zero_norm' needs a norm with a learnable scale and "
-                                     f"shift; {type(norm_module).__name__} has no {name}")
+                    raise ValueError(f"init={self.init!r} zeroes the norm's scale and shift, "
+                                     f"but {type(norm_module).__name__} has no learnable {name}; "
+                                     f"use init='zero_w'")
                 nn.init.zeros_(getattr(norm_module, name))
         else:   # "normal": the last layer drawn small, nothing zeroed
             last = w_conv if norm_module is None else norm_module

@@ -57,9 +57,9 @@ _PRECISION_RECORD = {"fp32": "float32", "bf16": "bf16 autocast", "fp16": "fp16 a
 
 
 def pick_precision(device: torch.device | str, precision: str | None = None) -> str:
-    """``precision`` checked against the device, or the default for it: float32 on the CPU (where
-    autocast is slower than float32 for these small networks), bf16 on a CUDA GPU that has it,
-    fp16 (with a gradient scaler) on an older one."""
+    """``precision`` checked against the device, or the default for it: float32 on the CPU (as
+    the course's CPU runs have always trained), bf16 on a CUDA GPU that has it, fp16 (with a
+    gradient scaler) on an older one."""
     device = torch.device(device)
     if precision is None:
         if device.type != "cuda":

@@ -272,6 +272,9 @@ def test_norm_names_and_callables_build_w():
     assert isinstance(NonLocalBlock(8, bn_layer=False).W, nn.Conv2d)     # the older switch
     custom = NonLocalBlock(8, norm=lambda c: nn.InstanceNorm2d(c, affine=True)).W[1]
     assert isinstance(custom, nn.InstanceNorm2d) and custom.num_features == 8
+    with pytest.raises(ValueError, match="init='zero' zeroes the norm's scale.*no learnable"):
+        NonLocalBlock(8, norm=lambda c: nn.InstanceNorm2d(c))    # affine=False: nothing to zero
+    assert NonLocalBlock(8, norm=lambda c: nn.InstanceNorm2d(c), init="zero_w").W[0].weight.sum() == 0
 
 
 @pytest.mark.parametrize("norm", [None, "batch", "group", "syncbatch"])
