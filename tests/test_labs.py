@@ -120,6 +120,8 @@ def test_command_line_rejects_bad_input():
     assert proc.returncode == 2 and "invalid choice: 'cifar'" in proc.stderr
     proc = _cli("sweep", "mnist", "--budget", "huge")
     assert proc.returncode == 2 and "invalid choice: 'huge'" in proc.stderr
+    proc = _cli("train", "mnist", "--precision", "fp64")
+    assert proc.returncode == 2 and "invalid choice: 'fp64'" in proc.stderr and "bf16" in proc.stderr
 
 
 DATA = os.environ.get("NLCOURSE_DATA")
@@ -138,6 +140,7 @@ def test_command_line_smoke_run(tmp_path):
     assert record["n_train"] == 4096 and record["test_accuracy"] > 0.5
     assert "test accuracy" in proc.stdout and "a subset of MNIST" in proc.stdout
     assert record["command"].startswith("python -m nlcourse train mnist")
+    assert record["precision"] == "float32" and record["compile"] is False   # the CPU defaults
     assert "$NLCOURSE_DATA/MNIST/raw" in record["data_description"]   # no path of this machine
     assert str(Path(DATA).resolve()) not in json.dumps(record)
 
