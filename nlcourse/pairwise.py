@@ -72,10 +72,10 @@ def dot_product(theta: Tensor, phi: Tensor, g: Tensor, need_map: bool = False,
     return theta @ (phi.transpose(1, 2) @ g * (scale / M)), None
 
 
-def _suffix_sum(t: Tensor) -> Tensor:
-    """S[k] = sum_{j >= k} t[j] along dim 1, with a final zero row (S[M] = 0)."""
-    s = torch.flip(torch.cumsum(torch.flip(t, dims=[1]), dim=1), dims=[1])
-    return torch.cat([s, torch.zeros_like(s[:, :1])], dim=1)
+def _suffix_sum(t: Tensor, dim: int = 1) -> Tensor:
+    """S[k] = sum_{j >= k} t[j] along ``dim``, with a final zero (S[M] = 0)."""
+    s = torch.flip(torch.cumsum(torch.flip(t, dims=[dim]), dim=dim), dims=[dim])
+    return torch.cat([s, torch.zeros_like(s.narrow(dim, 0, 1))], dim=dim)
 
 
 def concatenation(theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tensor,
@@ -158,12 +158,8 @@ def concatenation_channels(theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tens
                                right=True)  # (B, N): index of the first key with b_j > -a_i
     index = first.unsqueeze(1).expand(-1, g.shape[1], -1)
 
-    def suffix_sum(t):  # S[..., k] = sum_{j >= k} t[..., j], with S[..., M] = 0
-        s = torch.flip(torch.cumsum(torch.flip(t, dims=[2]), dim=2), dims=[2])
-        return torch.cat([s, torch.zeros_like(s[..., :1])], dim=2)
-
-    sum_g = torch.gather(suffix_sum(g_sorted), 2, index)
-    sum_bg = torch.gather(suffix_sum(b_sorted.unsqueeze(1) * g_sorted), 2, index)
+    sum_g = torch.gather(_suffix_sum(g_sorted, dim=2), 2, index)
+    sum_bg = torch.gather(_suffix_sum(b_sorted.unsqueeze(1) * g_sorted, dim=2), 2, index)
     return (a.unsqueeze(1) * sum_g + sum_bg) / M
 
 

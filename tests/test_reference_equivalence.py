@@ -102,15 +102,19 @@ def test_gradcheck(mode, need_map, softmax_kernel):
     assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
 
 
+def _raw_tokens(seed):
+    """theta (3, 11, 4), phi (3, 7, 4), g (3, 7, 5) and w (8,): odd N and M, values wider than
+    the queries, float64."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = ((3, 11, 4), (3, 7, 4), (3, 7, 5), (8,))
+    return [torch.randn(*shape, dtype=torch.float64, generator=gen) for shape in shapes]
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("softmax_kernel", ["materialised", "fused"], indirect=True)
 def test_kernels_match_reference_op(mode, softmax_kernel):
     """pairwise.nonlocal_op == reference.nonlocal_op on raw token tensors, odd N and M."""
-    gen = torch.Generator().manual_seed(3)
-    theta = torch.randn(3, 11, 4, dtype=torch.float64, generator=gen)
-    phi = torch.randn(3, 7, 4, dtype=torch.float64, generator=gen)
-    g = torch.randn(3, 7, 5, dtype=torch.float64, generator=gen)
-    w = torch.randn(8, dtype=torch.float64, generator=gen)
+    theta, phi, g, w = _raw_tokens(seed=3)
     y_ref, a_ref = reference.nonlocal_op(mode, theta, phi, g, w_concat=w, scale=0.7)
     for need_map in (False, True):
         y, a = pairwise.nonlocal_op(mode, theta, phi, g, w_concat=w, scale=0.7, need_map=need_map)
@@ -164,11 +168,7 @@ def test_channel_first_kernels_match_reference_op(mode, softmax_kernel):
     """pairwise.nonlocal_op_channels (the block's map-free path) == reference.nonlocal_op, on the
     same numbers laid out (B, C, positions), odd N and M, values wider than the queries; and its
     gradients pass gradcheck."""
-    gen = torch.Generator().manual_seed(4)
-    theta = torch.randn(3, 11, 4, dtype=torch.float64, generator=gen)
-    phi = torch.randn(3, 7, 4, dtype=torch.float64, generator=gen)
-    g = torch.randn(3, 7, 5, dtype=torch.float64, generator=gen)
-    w = torch.randn(8, dtype=torch.float64, generator=gen)
+    theta, phi, g, w = _raw_tokens(seed=4)
     y_ref, _ = reference.nonlocal_op(mode, theta, phi, g, w_concat=w, scale=0.7)
     channels = [t.transpose(1, 2).contiguous() for t in (theta, phi, g)]
     y = pairwise.nonlocal_op_channels(mode, *channels, w_concat=w, scale=0.7)

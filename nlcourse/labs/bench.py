@@ -19,9 +19,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch._dynamo as dynamo
-import torch._inductor.config as inductor
-from torch._dynamo.utils import counters
 
 from .. import reference
 from .._modes import MODES
@@ -273,7 +270,9 @@ def run_step_benchmark(batch_sizes=STEP_BATCHES, models=STEP_MODELS, repeats: in
     variants = [(m, False) for m in models]
     if compile and missing is None:
         variants += [(m, True) for m in models]
-    with _recompile_room(4 * len(variants) * len(batch_sizes)):
+    room = (_recompile_room(4 * len(variants) * len(batch_sizes)) if len(variants) > len(models)
+            else contextlib.nullcontext())
+    with room:
         rows = _step_rows(batch_sizes, variants, repeats, warmup, device, log)
     result = {"machine": machine, "rows": rows}
     if compile:
@@ -286,20 +285,26 @@ def _recompile_room(needed: int):
     """Each network compiles its forward anew; past dynamo's recompile limit (8 by default) it
     would silently run the rest eagerly, and the benchmark would time eager steps as compiled.
     And compile cold: with inductor's on-disk caches a second run would time a cache read."""
-    patches = [(dynamo.config, n, max(getattr(dynamo.config, n), needed))
-               for n in ("recompile_limit", "cache_size_limit") if hasattr(dynamo.config, n)][:1]
-    patches += [(inductor, "force_disable_caches", True)] * hasattr(inductor, "force_disable_caches")
-    saved = [(where, name, getattr(where, name)) for where, name, _ in patches]
-    for where, name, value in patches:
+    import torch._dynamo as dynamo             # torch.compile's stack: 1-1.5 s, only when asked
+    import torch._inductor.config as inductor  # (as above)
+
+    limit = "recompile_limit" if hasattr(dynamo.config, "recompile_limit") else "cache_size_limit"
+    patches = {(dynamo.config, limit): max(getattr(dynamo.config, limit), needed)}
+    if hasattr(inductor, "force_disable_caches"):
+        patches[inductor, "force_disable_caches"] = True
+    saved = {key: getattr(*key) for key in patches}
+    for (where, name), value in patches.items():
         setattr(where, name, value)
     try:
         yield
     finally:
-        for where, name, value in saved:
+        for (where, name), value in saved.items():
             setattr(where, name, value)
 
 
 def _graphs_compiled() -> int:
+    from torch._dynamo.utils import counters   # torch.compile's stack, only when compiling
+
     return counters["stats"]["unique_graphs"]
 
 
@@ -309,7 +314,7 @@ def _step_rows(batch_sizes, variants, repeats, warmup, device, log) -> list[dict
         steps, compile_seconds = {}, {}
         for model, compiled in variants:
             step, opt = training_step(model, batch, device, compiled=compiled)
-            graphs = _graphs_compiled()
+            graphs = _graphs_compiled() if compiled else None
             start = time.perf_counter()
             for _ in range(warmup):   # the first call of a compiled step compiles it
                 step()
