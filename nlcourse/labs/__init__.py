@@ -8,11 +8,11 @@ Data flows one way: these modules use the core package (``nlcourse.*``), and no 
 imports them (``tests/test_layout.py`` checks it).
 """
 
-from . import bench, long_range, mnist, resnet, spacetime, variants
+from . import bench, long_range, mnist, r3d, resnet, spacetime, variants
 from ._lab import Lab, flops_per_example, load_results, read_back, summarise
 
 __all__ = ["LABS", "Lab", "load_results", "read_back", "summarise", "flops_per_example", "bench",
-           "mnist", "long_range", "spacetime", "resnet", "variants"]
+           "mnist", "long_range", "spacetime", "r3d", "resnet", "variants"]
 
 LABS: dict[str, Lab] = {module.LAB.name: module.LAB
-                        for module in (mnist, long_range, spacetime, resnet, variants)}
+                        for module in (mnist, long_range, spacetime, r3d, resnet, variants)}
