@@ -205,3 +205,38 @@ def test_nonlocal_blocks_finds_every_kind_the_package_defines():
     assert {type(m) for _, m in found} == {type(m) for m in one_of_each.values()}
     assert all(isinstance(m, BLOCK_KINDS) for _, m in found)
     assert nonlocal_blocks(one_of_each["spacetime"]) == [("", one_of_each["spacetime"])]
+
+
+def test_the_r3d_lab_builds_r3d_18_for_grey_clips_with_the_papers_blocks():
+    """Lab 6's backbone: torchvision's r3d_18 with a one-channel stem; "nonlocal" is the same
+    network (same seed, same weights) with blocks at res3 and res4 that change nothing at first."""
+    from nlcourse.labs import r3d
+
+    torch.manual_seed(0)
+    plain = r3d.build("none").eval()
+    torch.manual_seed(0)
+    with_blocks = r3d.build("nonlocal").eval()
+    assert plain.stem[0].in_channels == 1 and plain.fc.out_features == 10
+    assert nonlocal_blocks(plain) == []
+    assert [name for name, _ in nonlocal_blocks(with_blocks)] == ["layer2.1.1", "layer3.1.1"]
+    assert all(b.mode == r3d.MODE for _, b in nonlocal_blocks(with_blocks))
+    clip = torch.rand(2, 1, 8, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(plain(clip), with_blocks(clip))
+    with pytest.raises(ValueError, match="model must be one of 'none', 'nonlocal'; got 'i3d'"):
+        r3d.build("i3d")
+
+
+def test_flops_counted_on_the_meta_device_are_the_flops_of_a_real_clip():
+    """The space-time lab counts r3d_18's FLOPs at the paper's clip size (32 x 224 x 224) on the
+    meta device, which allocates nothing; on a small clip that count equals the real one."""
+    from nlcourse.analysis import count_flops
+    from nlcourse.labs import r3d
+
+    for model in r3d.MODELS:
+        net = r3d.build(model).eval()
+        with torch.no_grad():
+            real = count_flops(lambda: net(torch.rand(1, 1, 8, 24, 24)))
+            meta = net.to("meta")
+            counted = count_flops(lambda: meta(torch.empty(1, 1, 8, 24, 24, device="meta")))
+        assert counted == real > 1e9

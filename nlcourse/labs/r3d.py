@@ -25,8 +25,8 @@ MODELS = ("none", "nonlocal")   # r3d_18 as it is; r3d_18 with the paper's block
 MODE = "embedded_gaussian"      # the paper's default pairwise function
 STAGES = (3, 4)                 # res3 and res4 (torchvision's layer2 and layer3)
 
-# A step of r3d_18 on a batch of 64 clips takes about 2.2 s on 2 CPU cores, 20 times the small
-# network of the first part, so the quick budget trains on half as many clips as that part's.
+# A training step of r3d_18 on 64 of these clips took 2.2 s on 2 CPU cores when this lab was
+# written, so the quick budget trains on half as many clips as the first part's.
 BUDGETS = table("clips", smoke=dict(epochs=1, batch_size=32, train_size=64, test_size=64),
                 quick=dict(epochs=3, batch_size=32, train_size=4_000, test_size=2_000),
                 full=dict(epochs=8, batch_size=64, train_size=50_000, test_size=10_000))
