@@ -38,7 +38,7 @@ def build(model: str = "nonlocal", mode: str = MODE, **block_kwargs) -> nn.Modul
     two residual blocks a stage), each the identity at insertion."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))}; got {model!r}")
-    from torchvision.models.video import r3d_18
+    from torchvision.models.video import r3d_18  # heavy (torchvision): only when a net is built
 
     net = r3d_18(num_classes=10)
     old = net.stem[0]
