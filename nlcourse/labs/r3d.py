@@ -4,8 +4,7 @@
 same moving-digit clips as :mod:`nlcourse.labs.spacetime`. Notebook ``06_spacetime``.
 
 The clips are grey, so the stem convolution takes one channel instead of three; everything else
-is torchvision's ``r3d_18`` as it is (33 million parameters, about 2 GFLOP a clip here).
-torchvision is imported only when a network is built.
+is torchvision's ``r3d_18`` as it is. torchvision is imported only when a network is built.
 """
 
 from __future__ import annotations
