@@ -47,6 +47,12 @@ def pretrained_record(model: str | None) -> dict:
     return dict(_manifest()[_check_model(model)]["record"])
 
 
+def pretrained_sha256(model: str | None) -> str:
+    """The SHA-256 of the shipped checkpoint of ``model``, for results measured on it to record
+    which weights they measured (a later ``ship`` changes it)."""
+    return _manifest()[_check_model(model)]["sha256"]
+
+
 def pretrained(model: str | None, map_location: str | torch.device = "cpu") -> MNISTNet:
     """The shipped trained ``MNISTNet`` for ``model`` ("none" or a pairwise function), in eval mode.
 

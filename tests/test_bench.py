@@ -156,3 +156,13 @@ def test_committed_step_and_precision_files():
     assert precision["n_test"] == 10_000
     assert {(r["model"], r["precision"]) for r in precision["rows"]} == {
         (m, p) for m in ("none", *MODES) for p in ("fp32", "bf16", "fp16")}
+
+
+def test_committed_precision_file_measured_the_shipped_weights():
+    """The mixed-precision section reads this file as a measurement of the shipped networks: it
+    must be rerun (``python -m nlcourse bench precision``) whenever other weights are shipped."""
+    from nlcourse.shipped import MODELS, pretrained_sha256
+
+    measured = _committed("precision").get("weights_sha256")
+    assert measured == {m: pretrained_sha256(m) for m in MODELS}, \
+        "results/bench/cpu/precision.json measured other weights than the shipped ones: rerun it"

@@ -28,6 +28,16 @@ def test_every_model_loads_quickly_with_its_record(model):
         assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
+def test_the_shipped_weights_come_from_the_full_budget():
+    """The pages call them the full recipe's networks; a quick or smoke run shipped by mistake
+    would make every map sentence rest on another training."""
+    for model in pre.MODELS:
+        record = pre.pretrained_record(model)
+        assert record["budget"] == "full" and record["budget_settings"]["name"] == "full", model
+        assert record["data_source"] == "mnist" and record["n_test"] == 10_000, model
+        assert not record["commit"].endswith("-dirty"), model
+
+
 def test_none_is_the_network_without_blocks():
     assert len(pre.pretrained(None).blocks) == 0
 

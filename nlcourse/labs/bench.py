@@ -28,7 +28,7 @@ from ..blocks import NonLocalBlock
 from ..data import load_mnist
 from ..models import MNISTNet
 from ..provenance import run_record
-from ..shipped import pretrained
+from ..shipped import pretrained, pretrained_sha256
 from ..train import _optimizer
 from . import mnist
 
@@ -420,4 +420,5 @@ def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp1
                                  f"{v:.1e}" for v in row["map_max_abs_diff"]))
                 log(f"{model:>17} {p}: accuracy {row['test_accuracy']:.4f}, "
                     f"{row['predictions_changed']} predictions changed{maps_text}")
-    return {"machine": _machine(device, torch.float32), "rows": rows}
+    return {"machine": _machine(device, torch.float32), "rows": rows,
+            "weights_sha256": {m: pretrained_sha256(None if m == "none" else m) for m in models}}
