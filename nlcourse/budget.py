@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["Budget", "NAMES", "PURPOSE", "table", "resolve_name", "resolve"]
+__all__ = ["Budget", "NAMES", "PURPOSE", "table", "recipe", "resolve_name", "resolve"]
 
 NAMES = ("smoke", "quick", "full")
 
@@ -64,6 +64,21 @@ def _describe(name: str, examples: str, settings: dict) -> str:
                      f"{settings['lr']:.0e} at a constant rate".replace("e-0", "e-"))
     note = settings.get("note")
     return f"{PURPOSE[name]}: {', '.join(parts)}" + (f" ({note})" if note else "")
+
+
+def recipe(settings: dict) -> str:
+    """How a run was trained, in words, from its record's ``budget_settings`` ("10 epochs of Adam
+    at a constant rate"): for pages that compare networks trained differently, so that the text
+    names the recipe the record holds rather than one typed beside it."""
+    missing = [k for k in ("epochs", "optimizer", "schedule") if k not in settings]
+    if missing:
+        raise ValueError(f"settings must hold epochs, optimizer and schedule (a run record's "
+                         f"budget_settings); missing {', '.join(missing)}")
+    optimizer = {"adam": "Adam", "adamw": "AdamW"}[settings["optimizer"]]
+    schedule = {"constant": "at a constant rate",
+                "onecycle": "with a one-cycle schedule"}[settings["schedule"]]
+    epochs = settings["epochs"]
+    return f"{epochs} epoch{'s' if epochs != 1 else ''} of {optimizer} {schedule}"
 
 
 def table(examples: str, **budgets: dict) -> dict[str, Budget]:

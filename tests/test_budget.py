@@ -59,3 +59,13 @@ def test_full_budget_is_the_demo_recipe():
     assert (full.epochs, full.batch_size, full.optimizer, full.lr, full.schedule) == (
         10, 128, "adam", 1e-3, "constant")
     assert full.train_size is None and mnist.BUDGETS["quick"].train_size is None
+
+
+def test_recipe_reads_the_record_settings():
+    from nlcourse.budget import recipe
+    from nlcourse.labs import mnist
+
+    assert recipe(mnist.budget("full").as_dict()) == "10 epochs of Adam at a constant rate"
+    assert recipe(mnist.budget("quick").as_dict()) == "2 epochs of AdamW with a one-cycle schedule"
+    with pytest.raises(ValueError, match="missing schedule"):
+        recipe({"epochs": 1, "optimizer": "adam"})
