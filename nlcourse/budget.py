@@ -74,9 +74,13 @@ def recipe(settings: dict) -> str:
     if missing:
         raise ValueError(f"settings must hold epochs, optimizer and schedule (a run record's "
                          f"budget_settings); missing {', '.join(missing)}")
-    optimizer = {"adam": "Adam", "adamw": "AdamW"}[settings["optimizer"]]
-    schedule = {"constant": "at a constant rate",
-                "onecycle": "with a one-cycle schedule"}[settings["schedule"]]
+    optimizers = {"adam": "Adam", "adamw": "AdamW"}
+    schedules = {"constant": "at a constant rate", "onecycle": "with a one-cycle schedule"}
+    for key, known in (("optimizer", optimizers), ("schedule", schedules)):
+        if settings[key] not in known:
+            raise ValueError(f"settings[{key!r}] must be one of {', '.join(known)}; "
+                             f"got {settings[key]!r}")
+    optimizer, schedule = optimizers[settings["optimizer"]], schedules[settings["schedule"]]
     epochs = settings["epochs"]
     return f"{epochs} epoch{'s' if epochs != 1 else ''} of {optimizer} {schedule}"
 

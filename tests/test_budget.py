@@ -69,3 +69,5 @@ def test_recipe_reads_the_record_settings():
     assert recipe(mnist.budget("quick").as_dict()) == "2 epochs of AdamW with a one-cycle schedule"
     with pytest.raises(ValueError, match="missing schedule"):
         recipe({"epochs": 1, "optimizer": "adam"})
+    with pytest.raises(ValueError, match=r"\['optimizer'\] must be one of adam, adamw; got 'sgd'"):
+        recipe({"epochs": 1, "optimizer": "sgd", "schedule": "constant"})
