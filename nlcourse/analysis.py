@@ -34,7 +34,8 @@ from .pairwise import MATERIALISE_MAX_PAIRS
 
 __all__ = ["parameters", "count_flops", "count_operations", "measured_flops", "block_flops", "pairwise_flops",
            "reference_bytes", "time_call", "peak_memory", "matmul_gflops", "compare_paths",
-           "precision_check", "compare_variants", "map_statistics", "occlusion_saliency",
+           "precision_check", "compare_variants", "map_statistics", "row_similarity",
+           "occlusion_saliency",
            "gradient_saliency", "rank_correlation"]
 
 
@@ -394,6 +395,18 @@ def _centres(grid: tuple[int, int], image_size: tuple[float, float]) -> Tensor:
     rows = (torch.arange(h, dtype=torch.float64) + 0.5) * (H / h)
     cols = (torch.arange(w, dtype=torch.float64) + 0.5) * (W / w)
     return torch.cartesian_prod(rows, cols)
+
+
+def row_similarity(nl_map: Tensor) -> Tensor:
+    """Mean cosine similarity between the rows (queries) of each map (B, N, M), shape (B,): 1 when
+    every query attends alike (GCNet's query-independent map), lower as queries differ."""
+    if nl_map.dim() != 3 or nl_map.shape[1] < 2:
+        raise ValueError(f"nl_map must be (B, N, M) with N >= 2 queries; got shape "
+                         f"{tuple(nl_map.shape)}")
+    rows = torch.nn.functional.normalize(nl_map, dim=-1)
+    sim = rows @ rows.transpose(1, 2)
+    n = rows.shape[1]
+    return (sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(-1)) / (n * (n - 1))
 
 
 def map_statistics(nl_map: Tensor, query_grid: tuple[int, int], key_grid: tuple[int, int],

@@ -13,6 +13,7 @@ import torch
 from .blocks import NonLocalBlock
 
 __all__ = ["use_style", "block_diagram", "map_geometry", "key_weights_on_image", "query_centre",
+           "stroke_queries",
            "attention_overlay", "interactive_query_figure", "offline_html", "map_explorer",
            "scaling_plot"]
 
@@ -140,6 +141,18 @@ def key_weights_on_image(weights, geometry: dict, image_size: int = 28) -> np.nd
     n = min(image_size, painted.shape[0])
     out[:n, :n] = painted[:n, :n]
     return out
+
+
+def stroke_queries(images: torch.Tensor, geometry: dict) -> torch.Tensor:
+    """The query cell holding the most ink of each image (..., H, W): a point on the stroke, the
+    query the pages and labs look at first. Returns the cell indices, shape (...)."""
+    g, cell = geometry["grid"], geometry["cell_px"]
+    if images.dim() < 2 or min(images.shape[-2:]) < g * cell:
+        raise ValueError(f"images must be (..., H, W) with H, W >= {g * cell} for a {g}x{g} grid "
+                         f"of {cell}-pixel cells; got shape {tuple(images.shape)}")
+    lead = images.shape[:-2]
+    ink = images[..., :g * cell, :g * cell].reshape(*lead, g, cell, g, cell).sum((-3, -1))
+    return ink.flatten(-2).argmax(-1)
 
 
 def query_centre(query: int, geometry: dict) -> tuple[float, float]:

@@ -145,3 +145,16 @@ def test_rank_correlation_matches_scipy_with_ties():
     assert torch.allclose(rank_correlation(b, b), torch.ones(5, dtype=torch.float64))
     with pytest.raises(ValueError, match="same number of items of the same size"):
         rank_correlation(a, b[:, :4])
+
+
+def test_row_similarity_is_one_for_a_shared_map_and_zero_for_disjoint_rows():
+    from nlcourse.analysis import row_similarity
+
+    shared = torch.softmax(torch.randn(1, 1, 9, dtype=torch.float64), -1).expand(2, 5, 9)
+    assert torch.allclose(row_similarity(shared), torch.ones(2, dtype=torch.float64))
+    disjoint = torch.eye(4, dtype=torch.float64)[None]               # each query, its own key
+    assert row_similarity(disjoint).item() == 0
+    half = torch.tensor([[[1.0, 0], [1, 0], [0, 1]]])                 # 1 of 3 pairs alike
+    assert abs(row_similarity(half).item() - 1 / 3) < 1e-7
+    with pytest.raises(ValueError, match=r"nl_map must be \(B, N, M\) with N >= 2"):
+        row_similarity(torch.ones(5, 9))

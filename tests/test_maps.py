@@ -101,3 +101,16 @@ def test_overlay_says_how_far_the_peak_stands_above_the_mean(weights, label):
     texts = [t.get_text() for t in ax.texts]
     assert texts == ([label] if label else []), texts
     plt.close(ax.figure)
+
+
+def test_stroke_queries_finds_the_inkiest_cell_for_one_image_or_a_batch():
+    from nlcourse import viz
+
+    geometry = viz.map_geometry(196, 49)                              # 14x14 cells of 2 px
+    images = torch.zeros(3, 1, 28, 28)
+    for b, (r, c) in enumerate([(0, 0), (6, 4), (13, 13)]):
+        images[b, 0, 2 * r:2 * r + 2, 2 * c:2 * c + 2] = 1.0
+    assert viz.stroke_queries(images[:, 0], geometry).tolist() == [0, 6 * 14 + 4, 13 * 14 + 13]
+    assert int(viz.stroke_queries(images[1, 0], geometry)) == 6 * 14 + 4
+    with pytest.raises(ValueError, match=r"images must be \(\.\.\., H, W\) with H, W >= 28"):
+        viz.stroke_queries(torch.zeros(20, 20), geometry)
