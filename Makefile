@@ -1,11 +1,20 @@
 # Two commands do everything on a fresh machine: `make book` and `make test`.
 # Each creates the virtual environment .venv on first use and reinstalls when requirements change.
+# `make check` runs the package's own tests only (a contributor's fast loop).
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+
+# What the environment installs: the exact versions of the lock (Linux x86-64, Python 3.11: the
+# machines CI runs on), written from requirements.txt by `make lock`. Elsewhere, or to try the
+# newest releases: `make venv REQUIREMENTS=requirements.txt`.
+REQUIREMENTS ?= requirements-lock.txt
+STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
+# TORCH=cpu: PyTorch's CPU build is installed already (GitHub's runners, from PyTorch's own index),
+# so the CUDA libraries that the lock pins for PyPI's build of the same version are left out.
+TORCH ?=
 
 # Notebooks run in their own folders, so a relative data folder would point elsewhere in each.
 ifdef NLCOURSE_DATA
@@ -17,16 +26,30 @@ endif
 # this key changes, the cached executions and the labs' saved runs are dropped.
 BOOK_KEY = $(shell cat $$(find nlcourse -name '*.py' | sort) nlcourse/weights/manifest.json $$(find results -name '*.json' -not -path '*/smoke/*' 2>/dev/null | sort) | sha1sum | cut -c1-16)-$(or $(NLCOURSE_BUDGET),auto)
 
-.PHONY: test book venv sync exercises clean
+.PHONY: test check book venv lock sync exercises clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): $(REQUIREMENTS) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	if [ "$(TORCH)" = cpu ]; then grep -vE '^(nvidia-|cuda-|triton==)' $(REQUIREMENTS); \
+	  else cat $(REQUIREMENTS); fi > $(VENV)/requirements-installed.txt
+	$(BIN)/python -m pip install --quiet -r $(VENV)/requirements-installed.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed*
 	touch $@
+
+# Write requirements-lock.txt anew from requirements.txt: the newest releases its bounds allow
+# today, with PyTorch held at the pair of tools/lock-torch.txt. uv resolves (a tool environment
+# of its own, .venv-lock); commit the result, then `make venv` installs it.
+LOCK_TOOLS := .venv-lock
+lock:
+	test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) && \
+	  $(LOCK_TOOLS)/bin/python -m pip install --quiet uv; }
+	$(LOCK_TOOLS)/bin/uv pip compile requirements.txt --constraint tools/lock-torch.txt \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-annotate \
+	  --custom-compile-command "make lock" --output-file requirements-lock.txt --quiet
 
 book: $(STAMP)
 	@mkdir -p _build
@@ -40,6 +63,11 @@ book: $(STAMP)
 # browser (so the site is built first).
 test: book
 	$(BIN)/python -m pytest
+
+# The package's unit tests alone: no book, no notebooks, no nbgrader or Otter, no browser (the
+# tests marked slow). Minutes, for the loop of a change to nlcourse/; `make test` before pushing.
+check: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow" -q
 
 # After editing a notebook's .md, write its paired .ipynb (and the other way round). First, every
 # address of the course (install cells, README links, package URLs) is rewritten from the one

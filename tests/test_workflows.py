@@ -2,7 +2,8 @@
 check-jsonschema's vendored copy), and does what the course needs: ci.yml runs .ci/run on pushes
 and pull requests with its caches; publish.yml pins the notebooks' install cells to the commit
 it publishes before it builds, with the committed results and the quick budget (never smoke),
-and deploys to GitHub Pages; linkcheck.yml checks the links every week."""
+and deploys to GitHub Pages; linkcheck.yml checks the links every week; drift.yml runs the
+course every week on the newest releases and on the oldest that requirements.txt allows."""
 
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ def _uses(job: dict, action: str) -> list[dict]:
     return [s for s in _steps(job) if s.get("uses", "").split("@")[0] == action]
 
 
-def test_the_three_workflows_exist():
-    assert [p.name for p in FILES] == ["ci.yml", "linkcheck.yml", "publish.yml"]
+def test_the_workflows_exist():
+    assert [p.name for p in FILES] == ["ci.yml", "drift.yml", "linkcheck.yml", "publish.yml"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -88,8 +89,8 @@ def test_actions_are_pinned_to_their_major_version(path):
 def _assert_caches(job: dict, name: str):
     caches = {s["with"]["path"].strip(): s["with"] for s in _uses(job, "actions/cache")}
     venv = caches.get(".venv")
-    assert venv and "hashFiles('requirements.txt', 'pyproject.toml')" in venv["key"], \
-        f"{name}: the virtual environment is cached, keyed on requirements.txt and pyproject.toml"
+    assert venv and "hashFiles('requirements-lock.txt', 'pyproject.toml')" in venv["key"], \
+        f"{name}: the virtual environment is cached, keyed on the lock and pyproject.toml"
     assert "python-version" in venv["key"], f"{name}: a venv links to its exact Python"
     assert any("_build/.jupyter_cache" in path for path in caches), \
         f"{name}: Jupyter Book's execution cache is cached"
@@ -178,9 +179,38 @@ def test_the_pin_step_really_pins(tmp_path):
 
 def test_linkcheck_runs_weekly():
     linkcheck = _load("linkcheck.yml")
-    (cron,) = linkcheck["on"]["schedule"]
-    minute, hour, day, month, weekday = cron["cron"].split()
-    assert day == month == "*" and weekday not in ("*",), "once a week"
-    assert "workflow_dispatch" in linkcheck["on"]
+    _weekly(linkcheck)
     (job,) = linkcheck["jobs"].values()
     assert any(re.search(r"jupyter-book build \. --builder linkcheck", run) for run in _runs(job))
+
+
+def _weekly(workflow: dict) -> None:
+    (cron,) = workflow["on"]["schedule"]
+    minute, hour, day, month, weekday = cron["cron"].split()
+    assert day == month == "*" and weekday not in ("*",), "once a week"
+    assert "workflow_dispatch" in workflow["on"]
+
+
+def test_drift_runs_the_course_weekly_on_the_newest_and_the_oldest_releases():
+    drift = _load("drift.yml")
+    _weekly(drift)
+    newest, lower = drift["jobs"]["newest"], drift["jobs"]["lower-bounds"]
+    assert newest["env"]["REQUIREMENTS"] == "requirements.txt"     # no lock
+    assert not _uses(newest, "actions/cache") or all(
+        s["with"]["path"] == ".data" for s in _uses(newest, "actions/cache")), "no venv cache"
+    assert lower["env"]["REQUIREMENTS"] == "lower-bounds.txt"
+    assert any("tools/lower_bounds.py requirements.txt > lower-bounds.txt" in run
+               for run in _runs(lower))
+    for job in (newest, lower):
+        assert ".ci/run" in _runs(job)
+
+
+def test_ci_and_publish_install_the_lock():
+    """make venv installs the lock unless told otherwise; the jobs that use the lock do not set
+    REQUIREMENTS, and the Makefile's default is the lock."""
+    assert re.search(r"^REQUIREMENTS \?= requirements-lock\.txt$",
+                     (ROOT / "Makefile").read_text(), re.M)
+    for name in ("ci.yml", "publish.yml", "linkcheck.yml"):
+        text = (WORKFLOWS / name).read_text()
+        assert "REQUIREMENTS" not in text, name
+        assert "grep -E '^torch(vision)?==' requirements-lock.txt" in text, name
