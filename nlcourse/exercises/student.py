@@ -47,6 +47,7 @@ SOLUTION = re.compile(r"^([ \t]*)(?:<!--[ \t]*)?### BEGIN SOLUTION[^\n]*\n.*?"
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)",
                     re.M | re.S)
 STUB = 'raise NotImplementedError("your code here: see the hint above")'
+NO_VERSION_STAMP = "-jupytext.text_representation.jupytext_version"
 
 
 def strip_source(source: str, cell_type: str) -> str:
@@ -153,6 +154,11 @@ def generate(folder: Path) -> list[Path]:
     """Write ``folder/student/<name>.md`` and ``.ipynb`` for every ``folder/<name>.md``."""
     import jupytext  # a tool for authors: not a dependency of the package
 
+    from jupytext.config import JupytextConfiguration  # (as above)
+
+    # No version stamp in the headers (as jupytext.toml says for the paired files): a newer
+    # jupytext then regenerates the same bytes.
+    config = JupytextConfiguration(notebook_metadata_filter=NO_VERSION_STAMP)
     written = []
     out = folder / "student"
     out.mkdir(exist_ok=True)
@@ -161,9 +167,10 @@ def generate(folder: Path) -> list[Path]:
         nb.metadata.get("jupytext", {}).pop("formats", None)
         for i, cell in enumerate(nb.cells):  # stable ids, so that regenerating changes nothing
             cell["id"] = hashlib.sha1(f"{md.stem}:{i}".encode()).hexdigest()[:8]
-        for suffix, fmt in ((".md", "md:myst"), (".ipynb", "ipynb")):
+        # The .md last: writing it with the config adds the filter to the notebook's metadata.
+        for suffix, fmt in ((".ipynb", "ipynb"), (".md", "md:myst")):
             path = out / f"{md.stem}{suffix}"
-            jupytext.write(nb, path, fmt=fmt)
+            jupytext.write(nb, path, fmt=fmt, config=config if suffix == ".md" else None)
             written.append(path)
     return written
 
