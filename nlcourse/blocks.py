@@ -112,6 +112,14 @@ class NonLocalBlock(nn.Module):
     ``block(x)`` returns z with ``z.shape == x.shape``; ``block(x, return_nl_map=True)`` returns
     ``(z, nl_map)`` where ``nl_map[b, i, j] = f(x_i, x_j) / C(x)`` over the N query and M key
     positions, both flattened in row-major order.
+
+    Non-finite input is not checked (a check would make the device wait on every call), and it
+    does not stay local: every query sums over every key, so in every mode one NaN in x makes
+    the output NaN at nearly every position of its example, and one infinite value makes some or
+    most of them non-finite (the concatenation's ReLU cuts off part of it); in eval mode the
+    other examples of the batch are untouched
+    (``tests/test_blocks.py`` holds it). :func:`nlcourse.train.fit` stops a run whose loss
+    becomes non-finite, naming the epoch.
     """
 
     def __init__(self, in_channels: int, inter_channels: int | None = None,

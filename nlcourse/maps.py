@@ -16,7 +16,7 @@ import torch
 from ._modes import MODES
 from .models import MNISTNet
 from .shipped import pretrained
-from .train import load_checkpoint
+from .train import load_checkpoint, load_weights
 from .viz import attention_overlay, map_geometry
 
 SIZE = 28
@@ -73,27 +73,8 @@ def load_model(mode: str, checkpoint: str | Path | None = None) -> MNISTNet:
     if checkpoint is None:
         return pretrained(mode)
     saved = load_checkpoint(checkpoint)
-    state = saved.get("state_dict") if isinstance(saved, dict) else None
-    if state is None:
-        raise ValueError(f"checkpoint: {checkpoint} holds no 'state_dict' (save it with "
-                         "nlcourse.train.save_checkpoint or 'python -m nlcourse train mnist')")
-    net = MNISTNet(mode)
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        held = f"lab {saved.get('lab')!r}, model {saved.get('model')!r}" if "lab" in saved \
-            else "no record of what it holds"
-        details = "; ".join(part for part in (
-            f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}" if missing else "",
-            f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}"
-            if unexpected else "",
-            f"other shapes for {', '.join(wrong[:4])}" if wrong else "") if part)
-        raise ValueError(f"checkpoint: {checkpoint} is not an MNISTNet with {mode} blocks "
-                         f"({held}): {details}")
-    net.load_state_dict(state)
-    return net.eval()
+    return load_weights(MNISTNet(mode), saved, checkpoint,
+                        f"an MNISTNet with {mode} blocks").eval()
 
 
 def parse_query(text: str) -> tuple[int, int]:

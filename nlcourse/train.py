@@ -9,6 +9,8 @@ The labs (``nlcourse.labs``) build the networks and the data, and write the resu
 
 from __future__ import annotations
 
+import math
+import pickle
 import random
 import time
 from contextlib import nullcontext
@@ -25,21 +27,37 @@ from tqdm.auto import tqdm
 from . import distributed
 from .budget import Budget
 
-__all__ = ["set_seed", "pick_device", "PRECISIONS", "pick_precision", "precision", "evaluate",
-           "fit", "batch_plan", "save_checkpoint", "load_checkpoint"]
+__all__ = ["set_seed", "check_seed", "pick_device", "PRECISIONS", "pick_precision", "precision",
+           "evaluate", "fit", "TrainingDiverged", "batch_plan", "CheckpointError",
+           "save_checkpoint", "load_checkpoint", "load_weights"]
+
+#: Seeds run from 0 to 2**32 - 1: NumPy's generator takes no other.
+SEED_LIMIT = 2 ** 32
+
+
+def check_seed(seed, argument: str = "seed") -> int:
+    """``seed`` if it is a whole number NumPy, torch and Python can all be seeded with."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{argument} must be an int from 0 to 2**32 - 1, got "
+                        f"{type(seed).__name__} {seed!r}")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"{argument} must be from 0 to 2**32 - 1 (NumPy's range), got {seed}")
+    return int(seed)
 
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so a run can be repeated."""
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def pick_device(device: str | torch.device | None = None, verbose: bool = False) -> torch.device:
-    """``device`` if given, else CUDA when present, else the CPU (with a note when verbose)."""
+    """``device`` if given (checked: a name PyTorch knows, on hardware this machine has), else
+    CUDA when present, else the CPU (with a note when verbose)."""
     if device is not None:
-        return torch.device(device)
+        return _checked_device(device)
     if torch.cuda.is_available():
         chosen = torch.device("cuda")
         if verbose:
@@ -49,6 +67,26 @@ def pick_device(device: str | torch.device | None = None, verbose: bool = False)
         print("No GPU found: running on the CPU. The smoke and quick budgets are sized for this; "
               "the full budget is meant for a GPU (for example Colab: Runtime > Change runtime type).")
     return torch.device("cpu")
+
+
+def _checked_device(device) -> torch.device:
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        chosen = None
+    if chosen is None or chosen.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(chosen)!r}: this machine has no CUDA GPU that PyTorch "
+                             f"can use; use 'cpu' (or leave the device out)")
+        if chosen.index is not None and chosen.index >= count:
+            raise ValueError(f"device {str(chosen)!r}: this machine has {count} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    elif chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps': this machine has no Apple GPU that PyTorch can use")
+    return chosen
 
 
 #: The arithmetic :func:`fit` can train in (``--precision``).
@@ -184,6 +222,10 @@ def _optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
     return opt, sched
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite: the run stopped rather than train on."""
+
+
 def fit(model: nn.Module, data, budget: Budget,
         device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
         precision: str | None = None, compile: bool | str = False, log=print,
@@ -202,7 +244,8 @@ def fit(model: nn.Module, data, budget: Budget,
     The data goes to the device once when it fits, and each epoch's batches are drawn by a
     permutation on the device; losses are summed there and read once per epoch, so the host
     never waits for the device inside an epoch. The progress bar counts steps without reading
-    the loss.
+    the loss. A loss that became NaN or infinite is seen at that read: the run stops there with
+    :class:`TrainingDiverged`, naming the epoch.
 
     Under ``torchrun`` (a process group initialised by :mod:`nlcourse.distributed`) the model is
     wrapped in DistributedDataParallel, a DistributedSampler gives each process its share of every
@@ -279,6 +322,12 @@ def fit(model: nn.Module, data, budget: Budget,
         bar.close()
         epoch_loss = loss_sum.item()  # the epoch's one sync with the device
         seconds = time.perf_counter() - start
+        if not math.isfinite(epoch_loss):
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch} of {budget.epochs}: the training loss became "
+                f"{epoch_loss} (precision {choice}, learning rate {plan['lr']:g}); try a lower "
+                f"learning rate" + (" or precision='fp32'" if choice != "fp32" else "")
+                + ", and check the inputs for NaN or infinite values")
         epoch_loss, seen = distributed.all_reduce_sum([epoch_loss, seen], device)
         distributed.broadcast_buffers(model)  # every rank evaluates rank 0's model
         test = evaluate(model, test_images, test_labels, device)
@@ -289,6 +338,10 @@ def fit(model: nn.Module, data, budget: Budget,
             log(f"epoch {epoch}/{budget.epochs}: train loss {epoch_loss / seen:.4f}, "
                 f"test accuracy {test['accuracy']:.4f} ({seconds:.1f} s)")
     return history
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint the course can load, or one of another network."""
 
 
 def save_checkpoint(path: str | Path, net: nn.Module, **meta) -> Path:
@@ -302,9 +355,59 @@ def save_checkpoint(path: str | Path, net: nn.Module, **meta) -> Path:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """The dict :func:`save_checkpoint` wrote (``state_dict`` and the meta), read safely
-    (``weights_only=True``: no code in the file runs)."""
+    (``weights_only=True``: no code in the file runs). Anything else raises
+    :class:`CheckpointError` (or ``FileNotFoundError``) with one line that names the file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: train one first with "
                                 f"'python -m nlcourse train LAB --out {path.parent}'")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint: {path} is a folder, not a file (a run's folder holds "
+                              f"model.pt)")
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # PyTorch's own message here suggests loading with weights_only=False, which would run
+        # whatever code the file holds: never repeat it.
+        if "weights only" in str(err).lower() or "weights_only" in str(err):
+            raise CheckpointError(
+                f"checkpoint: {path} holds Python objects other than tensors and plain values, "
+                f"so it was not written by nlcourse; it is not loaded, because loading such a "
+                f"file can run code") from None
+        raise CheckpointError(f"checkpoint: {path} is not a PyTorch checkpoint (it cannot be "
+                              f"unpickled); expected a model.pt written by nlcourse") from None
+    except Exception:  # a damaged file fails anywhere in the unpickler, in any way
+        raise CheckpointError(f"checkpoint: {path} cannot be read as a PyTorch checkpoint (it is "
+                              f"cut short, damaged, or another kind of file); expected a model.pt "
+                              f"written by nlcourse") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("state_dict"), dict):
+        raise CheckpointError(f"checkpoint: {path} holds no 'state_dict' (expected a model.pt "
+                              f"written by nlcourse.train.save_checkpoint or 'python -m nlcourse "
+                              f"train')")
+    return saved
+
+
+def load_weights(net: nn.Module, saved: dict, path, what: str) -> nn.Module:
+    """``net`` with the weights of ``saved`` (a :func:`load_checkpoint` dict); a checkpoint of
+    another architecture raises :class:`CheckpointError` naming what it holds and ``what`` was
+    expected, in one line (PyTorch's own message lists every key)."""
+    state = saved["state_dict"]
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state)
+                   if not isinstance(state[k], torch.Tensor) or expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        held = (f"lab {saved.get('lab')!r}, model {saved.get('model')!r}" if "lab" in saved
+                else "no record of what it holds")
+
+        def some(keys):
+            return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+        details = "; ".join(part for part in (
+            f"missing {some(missing)}" if missing else "",
+            f"unexpected {some(unexpected)}" if unexpected else "",
+            f"other shapes for {some(wrong)}" if wrong else "") if part)
+        raise CheckpointError(f"checkpoint: {path} is not {what} ({held}): {details}")
+    net.load_state_dict(state)
+    return net

@@ -372,3 +372,16 @@ def test_group_norm_in_w_is_the_literal_group_normalisation():
 
     torch.testing.assert_close(block(x), _literal_block(block, x, windows, w_out), rtol=0,
                                atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_non_finite_input_spreads_over_its_example_only(mode):
+    """What the block's docstring says of NaN and infinite input, in eval mode."""
+    block = randomised_block(mode, 2, dtype=torch.float32)
+    for bad, least in ((float("nan"), 0.9), (float("inf"), 0.01)):
+        x = torch.randn(SHAPES[2])
+        x[0, 0, 0, 0] = bad
+        with torch.no_grad():
+            z = block(x)
+        assert (~z[0].isfinite()).float().mean() >= least, (bad, mode)
+        assert z[1].isfinite().all(), (bad, mode)

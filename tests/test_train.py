@@ -134,3 +134,38 @@ def test_fit_trains_through_torch_compile():
     with torch.no_grad():   # the weights it trained are the model's own
         torch.testing.assert_close(torch.compile(net.eval())(x), net.eval()(x),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_naming_the_epoch():
+    from nlcourse.train import TrainingDiverged
+
+    data = tiny_data(64, 32)
+    data.train_images[5, 0, 0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged, match=r"training diverged in epoch 1 of 1: the training "
+                                               r"loss became nan .*try a lower learning rate"):
+        fit(MNISTNet("embedded_gaussian"), data, SMOKE, device="cpu", progress=False, log=None)
+
+
+@pytest.mark.parametrize("seed, error, message", [
+    (-1, ValueError, "seed must be from 0 to 2\\*\\*32 - 1"),
+    (2 ** 32, ValueError, "seed must be from 0 to 2\\*\\*32 - 1"),
+    (1.5, TypeError, "seed must be an int"),
+    ("3", TypeError, "seed must be an int"),
+    (True, TypeError, "seed must be an int"),
+])
+def test_seeds_outside_numpys_range_are_refused_by_name(seed, error, message):
+    with pytest.raises(error, match=message):
+        set_seed(seed)
+
+
+@pytest.mark.parametrize("device, message", [
+    ("quantum", "device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'quantum'"),
+    ("meta", "device must be 'cpu'"),
+    ("cuda:99", "cuda:99"),
+])
+def test_devices_this_machine_lacks_are_refused_by_name(device, message):
+    from nlcourse.train import pick_device
+
+    with pytest.raises(ValueError, match=message):
+        pick_device(device)
+    assert pick_device("cpu") == torch.device("cpu")

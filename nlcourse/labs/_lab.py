@@ -28,7 +28,8 @@ from .. import distributed, viz
 from ..analysis import count_flops, parameters
 from ..budget import Budget, resolve
 from ..provenance import git_commit, results_home, run_record
-from ..train import batch_plan, fit, load_checkpoint, pick_device, save_checkpoint, set_seed
+from ..train import (CheckpointError, batch_plan, fit, load_checkpoint, load_weights, pick_device,
+                     save_checkpoint, set_seed)
 from ..train import precision as describe_precision
 
 __all__ = ["Lab", "load_results", "summarise", "flops_per_example"]
@@ -147,13 +148,18 @@ class Lab:
     def load(self, path: str | Path, map_location="cpu") -> nn.Module:
         """The network saved by :meth:`run` (``path``: the file or its folder), in eval mode."""
         path = Path(path)
-        checkpoint = load_checkpoint(path / "model.pt" if path.is_dir() else path, map_location)
+        path = path / "model.pt" if path.is_dir() else path
+        checkpoint = load_checkpoint(path, map_location)
         if checkpoint.get("lab", self.name) != self.name:
-            raise ValueError(f"{path} holds a model of the {checkpoint['lab']} lab, not of the "
-                             f"{self.name} lab")
+            raise CheckpointError(f"checkpoint: {path} holds a model of the {checkpoint['lab']} "
+                                  f"lab, not of the {self.name} lab")
         # Checkpoints written before labs were recorded name their model "mode".
-        net = self.build(checkpoint.get("model", checkpoint.get("mode")))
-        net.load_state_dict(checkpoint["state_dict"])
+        model = checkpoint.get("model", checkpoint.get("mode"))
+        if model not in self.models:
+            raise CheckpointError(f"checkpoint: {path} names the model {model!r}, not one of the "
+                                  f"{self.name} lab's ({', '.join(self.models)})")
+        net = load_weights(self.build(model), checkpoint, path,
+                           f"the {self.name} lab's {model!r} network")
         return net.eval()
 
     def committed_run(self, model: str, budget: Budget, seed: int = 0) -> Path | None:
@@ -187,16 +193,20 @@ class Lab:
                 continue
             record = json.loads((folder / "metrics.json").read_text())
             data = options.get("data")
+            # A run of this notebook's own must match its data; the committed run is read back
+            # whatever data this machine has (it says which it was trained on).
             if (record.get("budget_settings") != budget.as_dict()
-                    or (data is not None and record.get("data_source") != data.source)):
+                    or (folder != committed and data is not None
+                        and record.get("data_source") != data.source)):
                 print(f"{name} holds a model trained on other settings or data: not used")
                 continue
             if folder == committed:
                 took = record["train_seconds"]
                 took = f"{took:.0f} s" if took < 120 else f"{took / 60:.0f} min"
                 print(f"read back the committed run {name}/\n  trained {record['date'][:10]} "
-                      f"on {record['device']} in {took}, test accuracy "
-                      f"{record['test_accuracy']:.4f}; not trained again (retrain=True does)")
+                      f"on {record['device']} in {took} on {record['data_description']}, test "
+                      f"accuracy {record['test_accuracy']:.4f}; not trained again (retrain=True "
+                      f"does)")
             else:
                 print(f"loading the model trained earlier from {name}")
             return (self.load(folder).to(pick_device(options.get("device"))),
