@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data import MNISTData, split_sizes
+from .data import MNISTData, draw_digits, reuse_note, split_sizes
 
 __all__ = ["ClipData", "moving_digit_clips", "bounce"]
 
@@ -65,12 +65,10 @@ def bounce(start: Tensor, velocity: Tensor, frames: int, limit: int) -> Tensor:
 
 def _split(images: Tensor, labels: Tensor, n: int, frames: int, canvas: int, size: int,
            distractors: int, cue_alone: bool, gen: torch.Generator):
-    if n > len(labels):
-        raise ValueError(f"asked for {n:,} clips but the split has only {len(labels):,} digits")
     small = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
                           align_corners=False).clamp(0, 1)
     limit = canvas - size
-    cue = torch.randperm(len(labels), generator=gen)[:n]
+    cue = draw_digits(len(labels), n, gen)   # each digit once, unless the split has too few
     other = torch.randint(0, len(labels), (n, distractors), generator=gen)
     cue_pos = torch.randint(0, limit + 1, (n, 2), generator=gen)
     start = torch.randint(0, limit + 1, (n, distractors, 2), generator=gen)
@@ -97,7 +95,8 @@ def _split(images: Tensor, labels: Tensor, n: int, frames: int, canvas: int, siz
 def moving_digit_clips(mnist: MNISTData, n_train: int, n_test: int, frames: int = 8,
                        canvas: int = 24, digit_size: int = 12, distractors: int = 1,
                        cue_alone: bool = True, seed: int = 0) -> ClipData:
-    """Seeded clips built from ``mnist``'s training and test digits (never mixed).
+    """Seeded clips built from ``mnist``'s training and test digits (never mixed; digits serve
+    as cues again, at new places, when a split asks for more clips than it has digits).
 
     ``cue_alone``: the first frame shows the cue alone and the distractors enter at frame 1 (their
     track still starts at frame 0, hidden); otherwise they are in the first frame too.
@@ -114,5 +113,6 @@ def moving_digit_clips(mnist: MNISTData, n_train: int, n_test: int, frames: int 
     test = _split(mnist.test_images, mnist.test_labels, n_test, frames, canvas, digit_size,
                   distractors, cue_alone, gen)
     return ClipData(train[0], train[1], test[0], test[1], train[2], test[2], train[3], test[3],
-                    train[4], test[4], source=mnist.source, digits=mnist.describe(), frames=frames, canvas=canvas,
-                    digit_size=digit_size)
+                    train[4], test[4], source=mnist.source,
+                    digits=mnist.describe() + reuse_note(mnist, n_train, n_test), frames=frames,
+                    canvas=canvas, digit_size=digit_size)

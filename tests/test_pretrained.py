@@ -81,3 +81,30 @@ def test_manifest_names_no_path_of_the_machine_that_trained():
     text = (pre.WEIGHTS / "manifest.json").read_text()
     for machine_path in ("/work/", "/tmp/", "/root/", "/home/"):
         assert machine_path not in text, machine_path
+
+
+def test_the_shipped_digits_are_full_mnists_first_test_digits():
+    digits = pre.shipped_digits()
+    assert digits.images.shape == (300, 1, 28, 28) and digits.labels.shape == (300,)
+    assert 0 <= digits.images.min() and digits.images.max() <= 1
+    assert set(digits.labels.tolist()) == set(range(10))
+    assert digits.labels[:4].tolist() == [7, 2, 1, 0]     # MNIST's first test digits
+    import os
+    from pathlib import Path
+
+    from nlcourse.data import load_mnist
+
+    shared = os.environ.get("NLCOURSE_DATA")
+    if shared and Path(shared, "MNIST", "raw").is_dir():
+        full = load_mnist(download=False)
+        assert torch.equal(digits.images, full.test_images[:300])
+        assert torch.equal(digits.labels, full.test_labels[:300])
+
+
+def test_damaged_shipped_digits_are_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    shutil.copytree(pre.WEIGHTS, folder)
+    (folder / "mnist_test_digits.npz").write_bytes(b"damaged")
+    monkeypatch.setattr(pre, "WEIGHTS", folder)
+    with pytest.raises(RuntimeError, match="does not match its SHA-256: reinstall nlcourse"):
+        pre.shipped_digits()

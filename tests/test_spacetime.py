@@ -75,8 +75,8 @@ def test_clips_are_seeded_and_splits_use_their_own_digits():
 
 
 def test_clip_arguments_are_checked():
-    with pytest.raises(ValueError, match="asked for 100 clips but the split has only 40"):
-        moving_digit_clips(fake_mnist(), 100, 10)
+    reused = moving_digit_clips(fake_mnist(), 100, 10)   # more clips than digits: reused
+    assert len(reused.train_labels) == 100 and "each digit used up to 3 times" in reused.describe()
     with pytest.raises(ValueError, match="frames must be an integer >= 2"):
         moving_digit_clips(fake_mnist(), 10, 10, frames=1)
     with pytest.raises(ValueError, match="canvas must be an integer >= digit_size"):

@@ -103,6 +103,7 @@ class Setting:
         return "\n".join([
             README_BEGIN,
             self.workflow_badge("ci.yml", "CI") + "\n" + self.workflow_badge("publish.yml", "site")
+            + "\n" + self.workflow_badge("drift.yml", "drift")
             + f"\n[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
               f"({self.colab(FIRST_LAB)})",
             "",
