@@ -71,12 +71,14 @@ check: $(STAMP)
 
 # After editing a notebook's .md, write its paired .ipynb (and the other way round). First, every
 # address of the course (install cells, README links, package URLs) is rewritten from the one
-# setting, _config.yml's `repository` (tools/course_setting.py). Last, the chapters' Colab
-# notebooks (book/colab/) are regenerated from the chapters (tools/chapter_notebooks.py).
+# setting, _config.yml's `repository` (tools/course_setting.py). Then the chapters' Colab
+# notebooks (book/colab/) are regenerated from the chapters (tools/chapter_notebooks.py), and the
+# README's table of labs from the labs' declarations (tools/lab_table.py).
 sync: $(STAMP)
 	$(BIN)/python tools/course_setting.py --write
 	$(BIN)/jupytext --sync notebooks/*.md notebooks/exercises/*.md
 	$(BIN)/python tools/chapter_notebooks.py --write
+	$(BIN)/python tools/lab_table.py --write
 
 # The exercises: pair each solution notebook, write nbgrader's cell metadata into its .ipynb
 # (from the markers in the .md), and generate the student versions (commit the result).

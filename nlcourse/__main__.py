@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, maps
+from . import bench, distributed, maps
 from ._modes import MODES
 from .budget import NAMES
 from .data import MNISTDataError, load_mnist
-from .labs import LABS, bench, summarise
+from .labs import LABS, runner
 from .provenance import results_home
 from .train import PRECISIONS, SEED_LIMIT, CheckpointError, TrainingDiverged, pick_device
 from .viz import scaling_plot, use_style
@@ -106,10 +106,10 @@ def _train(args) -> int:
     launcher = (f"torchrun --nproc_per_node={ctx.world_size} -m nlcourse" if ctx.distributed
                 else "python -m nlcourse")
     try:
-        _, record = lab.run(args.model, lab.budget(args.budget), args.seed, args.out,
-                            device=device, progress=not args.no_progress,
-                            scale_batch=args.scale_batch, precision=args.precision,
-                            compile=args.compile, command=" ".join([launcher, *args.argv]))
+        _, record = runner.run(lab, args.model, runner.budget(lab, args.budget), args.seed,
+                             args.out, device=device, progress=not args.no_progress,
+                             scale_batch=args.scale_batch, precision=args.precision,
+                             compile=args.compile, command=" ".join([launcher, *args.argv]))
     finally:
         distributed.shutdown()
     if ctx.distributed:
@@ -127,9 +127,9 @@ def _sweep(args) -> int:
     lab = LABS[args.lab]
     _device(args.device)
     _writable(args.out)
-    results = lab.sweep(args.models, args.seeds, lab.budget(args.budget), args.out,
-                        device=args.device, progress=not args.no_progress)
-    for row in summarise(results):
+    results = runner.sweep(lab, args.models, args.seeds, runner.budget(lab, args.budget), args.out,
+                         device=args.device, progress=not args.no_progress)
+    for row in runner.summarise(results):
         print(f"{row['model']:>17}: {row['accuracy_mean']:.4f} +/- {row['accuracy_std']:.4f} "
               f"over seeds {row['seeds']} ({', '.join(row['data_sources'])})")
     return 0
@@ -161,7 +161,8 @@ def _bench(args) -> int:
         result = bench.run_variant_benchmark(shapes=shapes, repeats=repeats,
                                              device=args.device)
     elif args.what == "step":
-        result = bench.run_step_benchmark(batch_sizes=args.batch_sizes, repeats=repeats,
+        result = bench.run_step_benchmark(LABS["mnist"].budgets["quick"],
+                                          batch_sizes=args.batch_sizes, repeats=repeats,
                                           device=args.device, compile=args.compile)
     else:
         data = load_mnist()

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import pairwise
-from ._modes import check_mode
+from ._modes import MODES, pairwise_function
 
 __all__ = ["NonLocalBlock", "NonLocalBlock1d", "NonLocalBlock2d", "NonLocalBlock3d"]
 
@@ -30,9 +30,6 @@ _LAYOUT = {1: "(B, C, L)", 2: "(B, C, H, W)", 3: "(B, C, T, H, W)"}
 _NORMS = {"batch": "batch", "bn": "batch", "group": "group", "gn": "group",
           "syncbatch": "syncbatch", "syncbn": "syncbatch"}
 _INITS = ("zero", "zero_w", "zero_norm", "normal")
-# Modes whose theta . phi the scale C'^-1/2 may multiply (as the official code and mmcv do for
-# the embedded Gaussian; the dot product's is the same product before its division by M).
-_SCALED = ("embedded_gaussian", "dot_product")
 
 
 def _positive_int(value, argument: str) -> int:
@@ -87,7 +84,7 @@ class NonLocalBlock(nn.Module):
             the embedded Gaussian (before the softmax) and as a dot product may (before dividing
             by M).
 
-    Keyword-only options, the defaults keeping the block as it always was:
+    Keyword-only options (the defaults are the paper's block):
 
     Args:
         norm: what W ends with after its 1x1 convolution: ``"batch"`` (BatchNorm, the paper's),
@@ -129,7 +126,9 @@ class NonLocalBlock(nn.Module):
                  init_std: float | None = None, pool: str = "max",
                  concat_path: str = "sorted"):
         super().__init__()
-        self.mode = check_mode(mode)
+        # The mode is checked here, once: the forward passes use the table's row.
+        self.f = pairwise_function(mode)
+        self.mode = self.f.name
         if isinstance(dimension, bool) or dimension not in (1, 2, 3):
             raise ValueError(f"dimension must be 1, 2 or 3 (spatial dimensions of the input), "
                              f"got {dimension!r}")
@@ -141,10 +140,10 @@ class NonLocalBlock(nn.Module):
             raise ValueError(f"give inter_channels or reduction, not both (inter_channels="
                              f"{inter_channels!r}, reduction={reduction!r})")
         self.inter_channels = _positive_int(inter_channels, "inter_channels")
-        if use_scale and mode not in _SCALED:
-            raise ValueError(f"use_scale=True applies only to mode='embedded_gaussian' or "
-                             f"'dot_product' (it scales theta . phi by inter_channels ** -0.5); "
-                             f"got mode={mode!r}")
+        if use_scale and not self.f.scalable:
+            scalable = " or ".join(repr(m) for m in MODES if pairwise_function(m).scalable)
+            raise ValueError(f"use_scale=True applies only to mode={scalable} (it scales theta . "
+                             f"phi by inter_channels ** -0.5); got mode={mode!r}")
         if bn_layer is not None:   # the older switch: it must agree with norm if both are given
             if bn_layer is False and norm == "batch":
                 norm = None
@@ -175,12 +174,12 @@ class NonLocalBlock(nn.Module):
         conv = _CONV[dimension]
         C, Cp = self.in_channels, self.inter_channels
         self.g = conv(C, Cp, kernel_size=1)
-        if mode == "gaussian":
-            self.theta = self.phi = None  # f acts on x itself
-        else:
+        if self.f.embedded:
             self.theta = conv(C, Cp, kernel_size=1)
             self.phi = conv(C, Cp, kernel_size=1)
-        if mode == "concatenation":
+        else:
+            self.theta = self.phi = None  # f acts on x itself
+        if self.f.form == "concat":
             # w in f = ReLU(w^T [theta_i; phi_j]); a 1x1 map applied to the (2C', N, M) pairs.
             self.concat_project = nn.Sequential(nn.Conv2d(2 * Cp, 1, kernel_size=1, bias=False),
                                                 nn.ReLU())
@@ -250,10 +249,10 @@ class NonLocalBlock(nn.Module):
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """theta (B, N, C'), phi (B, M, C') and g (B, M, C') in token layout, keys pooled."""
         pool = self.pool if self.sub_sample else (lambda t: t)
-        if self.mode == "gaussian":
-            theta, phi = x, pool(x)
-        else:
+        if self.f.embedded:
             theta, phi = self.theta(x), pool(self.phi(x))
+        else:
+            theta, phi = x, pool(x)
         g = pool(self.g(x))
         return tuple(t.flatten(2).transpose(1, 2) for t in (theta, phi, g))
 
@@ -266,7 +265,7 @@ class NonLocalBlock(nn.Module):
         :meth:`project` are unchanged.
         """
         pool = self.pool if self.sub_sample else (lambda t: t)
-        if self.mode == "gaussian":
+        if not self.f.embedded:
             theta, phi, g = x, pool(x), pool(self.g(x))
         else:
             Cp = self.inter_channels
@@ -286,13 +285,13 @@ class NonLocalBlock(nn.Module):
         if self.concat_project is not None:
             w_concat = self.concat_project[0].weight.reshape(-1)
         if not return_nl_map:
-            y = pairwise.nonlocal_op_channels(self.mode, *self.project_channels(x),
-                                              w_concat=w_concat, scale=self.scale,
-                                              dense_concatenation=self.concat_path == "dense")
+            y = pairwise.run_kernel_channels(self.f, *self.project_channels(x),
+                                             w_concat=w_concat, scale=self.scale,
+                                             dense_concatenation=self.concat_path == "dense")
             return self.W(y.reshape(B, self.inter_channels, *spatial)) + x
         theta, phi, g = self.project(x)
-        y, nl_map = pairwise.nonlocal_op(self.mode, theta, phi, g, w_concat=w_concat,
-                                         scale=self.scale, need_map=True)
+        y, nl_map = pairwise.run_kernel(self.f, theta, phi, g, w_concat=w_concat,
+                                        scale=self.scale, need_map=True)
         # contiguous: the transposed view would otherwise hand W (and so z and every later layer)
         # channels-last strides, and a fresh block would no longer be an exact no-op downstream.
         y = y.transpose(1, 2).reshape(B, self.inter_channels, *spatial).contiguous()

@@ -24,8 +24,9 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as recompute
 
 from . import reference
+from ._modes import MODES, PairwiseFunction, pairwise_function
 from .blocks import NonLocalBlock
-from .pairwise import nonlocal_op
+from .pairwise import run_kernel
 
 __all__ = ["forward_with", "chunked", "top_k", "WithOp", "LowRankNonLocal", "low_rank",
            "low_rank_error_bound", "progressive", "VARIANT_OPTIONS", "make_variant", "swap_blocks"]
@@ -40,6 +41,15 @@ def forward_with(block: NonLocalBlock, x: Tensor, op, project=None) -> Tensor:
     y = op(theta, phi, g)
     y = y.transpose(1, 2).reshape(B, g.shape[-1], *spatial).contiguous()
     return block.W(y) + x
+
+
+def _modes_where(test) -> str:
+    return " and ".join(repr(m) for m in MODES if test(pairwise_function(m)))
+
+
+def _factorisable(f: PairwiseFunction) -> bool:
+    """f depends on theta_i . phi_j through a learned theta (what a low-rank theta can approximate)."""
+    return f.embedded and f.form in ("exp", "dot")
 
 
 def _w_concat(block: NonLocalBlock):
@@ -59,9 +69,10 @@ def chunked(block: NonLocalBlock, chunk: int = 1024, checkpoint: bool = True):
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive number of queries, got {chunk!r}")
     mode, scale, w = block.mode, block.scale, _w_concat(block)
+    softmax = block.f.softmax
 
     def one(theta, phi, g, *weights):
-        if mode in ("gaussian", "embedded_gaussian"):
+        if softmax:
             # f / C(x) is a softmax over the keys: take it as one (max-shifted), since the literal
             # exp overflows float32 once a score passes 88, which training soon reaches.
             return torch.softmax(scale * theta @ phi.transpose(1, 2), dim=-1) @ g
@@ -88,9 +99,9 @@ def top_k(block: NonLocalBlock, k: int, zero_fill: bool = False):
     ``zero_fill=True`` they are set to 0 instead: the common mistake, kept to show it is wrong
     (exp(0) = 1, so every dropped key still gets weight, more than a typical kept one when the
     scores are negative)."""
-    if block.mode not in ("gaussian", "embedded_gaussian"):
-        raise ValueError(f"top_k keeps the largest scores of a softmax: it applies to the Gaussian "
-                         f"and embedded Gaussian modes, not to mode={block.mode!r}")
+    if not block.f.softmax:
+        raise ValueError(f"top_k keeps the largest scores of a softmax: it applies to the modes "
+                         f"{_modes_where(lambda f: f.softmax)}, not to mode={block.mode!r}")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive number of keys, got {k!r}")
     scale = block.scale
@@ -144,9 +155,9 @@ class LowRankNonLocal(nn.Module):
 
     def __init__(self, block: NonLocalBlock, rank: int):
         super().__init__()
-        if block.mode not in ("embedded_gaussian", "dot_product"):
-            raise ValueError(f"low_rank factorises theta . phi: it applies to the embedded "
-                             f"Gaussian and dot product modes, not to mode={block.mode!r}")
+        if not _factorisable(block.f):
+            raise ValueError(f"low_rank factorises theta . phi: it applies to the modes "
+                             f"{_modes_where(_factorisable)}, not to mode={block.mode!r}")
         if not isinstance(rank, int) or rank < 1:
             raise ValueError(f"rank must be a positive integer, got {rank!r}")
         self.block = copy.deepcopy(block)
@@ -178,9 +189,8 @@ class LowRankNonLocal(nn.Module):
         refused)."""
         if return_nl_map:
             raise ValueError("a low-rank block returns no map: read the maps of the full block")
-        mode, scale = self.block.mode, self.block.scale
-        return forward_with(self.block, x, lambda t, p, g: nonlocal_op(mode, t, p, g,
-                                                                        scale=scale)[0],
+        f, scale = self.block.f, self.block.scale
+        return forward_with(self.block, x, lambda t, p, g: run_kernel(f, t, p, g, scale=scale)[0],
                             project=self.project)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ._modes import check_mode
+from ._modes import NO_BLOCK, check_mode
 from .blocks import NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
 
 __all__ = ["MNISTNet", "LongRangeNet", "receptive_field", "SPACETIME_VARIANTS",
@@ -48,7 +48,8 @@ class MNISTNet(nn.Module):
     With sub-sampling, block 1 relates 196 query positions to 49 keys and block 2 49 to 9.
 
     Args:
-        mode: the blocks' pairwise function, or ``None`` for the baseline without blocks.
+        mode: the blocks' pairwise function, or ``None`` (or ``"none"``) for the baseline without
+            blocks.
         **block_kwargs: passed to both :class:`~nlcourse.NonLocalBlock2d` (``sub_sample``,
             ``bn_layer``, ``use_scale``, ``inter_channels`` ...).
     """
@@ -59,11 +60,11 @@ class MNISTNet(nn.Module):
         self.stage1 = _conv_stage(1, 32)
         self.stage2 = _conv_stage(32, 64)
         self.stage3 = _conv_stage(64, 128)
-        if mode is None:
+        if self.mode is None:
             self.blocks = nn.ModuleList()
         else:
-            self.blocks = nn.ModuleList([NonLocalBlock2d(32, mode=mode, **block_kwargs),
-                                         NonLocalBlock2d(64, mode=mode, **block_kwargs)])
+            self.blocks = nn.ModuleList([NonLocalBlock2d(32, mode=self.mode, **block_kwargs),
+                                         NonLocalBlock2d(64, mode=self.mode, **block_kwargs)])
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(128 * 3 * 3, 256),
@@ -105,7 +106,8 @@ class LongRangeNet(nn.Module):
             nn.MaxPool2d(2),
             nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
         )
-        self.block = None if mode is None else NonLocalBlock2d(width, mode=mode, **block_kwargs)
+        self.block = (None if self.mode is None
+                      else NonLocalBlock2d(width, mode=self.mode, **block_kwargs))
         self.head = nn.Conv2d(width, 10, kernel_size=1)
 
     def forward(self, x: Tensor, return_nl_maps: bool = False):
@@ -207,7 +209,7 @@ class VideoNet(nn.Module):
     by the end of the clip); the block decides how far, and where, each position may look.
 
     Args:
-        variant: ``None`` (no block), ``"space"``, ``"time"`` or ``"spacetime"``.
+        variant: ``None`` or ``"none"`` (no block), ``"space"``, ``"time"`` or ``"spacetime"``.
         mode: the block's pairwise function.
         **block_kwargs: passed to the block (``sub_sample``, ``bn_layer``, ...).
     """
@@ -215,8 +217,9 @@ class VideoNet(nn.Module):
     def __init__(self, variant: str | None = "spacetime", mode: str = "embedded_gaussian",
                  widths: tuple[int, int, int] = (8, 24, 48), **block_kwargs):
         super().__init__()
+        variant = None if variant == NO_BLOCK else variant
         if variant is not None and variant not in SPACETIME_VARIANTS:
-            raise ValueError(f"variant must be None (no block) or one of "
+            raise ValueError(f"variant must be None or {NO_BLOCK!r} (no block), or one of "
                              f"{', '.join(map(repr, SPACETIME_VARIANTS))}; got {variant!r}")
         self.variant = variant
         self.mode = check_mode(mode)

@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._modes import check_mode
+from ._modes import PairwiseFunction, pairwise_function
 
-__all__ = ["softmax_attention", "dot_product", "concatenation", "nonlocal_op",
+__all__ = ["softmax_attention", "dot_product", "concatenation", "nonlocal_op", "run_kernel",
            "softmax_attention_channels", "dot_product_channels", "concatenation_channels",
-           "nonlocal_op_channels", "MATERIALISE_MAX_PAIRS"]
+           "nonlocal_op_channels", "run_kernel_channels", "MATERIALISE_MAX_PAIRS"]
 
 # On the CPU, below this many (batch x query x key) pairs the plain softmax(q k^T) v runs, whose
 # N x M matrix is then small (16 MiB in float32); above it the fused kernel, which never holds the
@@ -44,17 +44,17 @@ def softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0,
         attention = torch.softmax(scale * q @ k.transpose(1, 2), dim=-1)
         return attention @ v, (attention if need_map else None)
     # 4-D (B, heads=1, tokens, channels): with 3-D inputs PyTorch's CPU dispatcher falls back to
-    # the unfused math path, which builds the whole matrix (measured in CONVENTIONS.md). Its fused
-    # CPU kernel also needs the values as wide as the queries (the Gaussian mode has C for q, k
-    # and C' for v): zero channels change no dot product and no output, so pad the narrower side.
+    # the unfused math path, which builds the whole matrix (the memory target of bench.TARGETS at
+    # 128 x 128, in results/bench/cpu/paths.json, would then fail). Its fused CPU kernel also
+    # needs the values as wide as the queries (the Gaussian mode has C for q, k and C' for v):
+    # zero channels change no dot product and no output, so pad the narrower side.
     dq, dv = q.shape[-1], v.shape[-1]
     if dv < dq:
         v = F.pad(v, (0, dq - dv))
     elif dq < dv:
         q, k = F.pad(q, (0, dv - dq)), F.pad(k, (0, dv - dq))
     # And it needs the channels contiguous: the tokens are transposed views of (B, C, N) maps,
-    # and on those it silently falls back to the math path (771 MiB instead of 12 MiB measured at
-    # N = 16384, M = 4096, C' = 32, forward + backward).
+    # and on those it silently falls back to the math path, the whole matrix again.
     q, k, v = (t.contiguous().unsqueeze(1) for t in (q, k, v))
     y = F.scaled_dot_product_attention(q, k, v, scale=scale)
     return y.squeeze(1)[..., :dv], None
@@ -102,13 +102,18 @@ def concatenation(theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tensor,
 
 def nonlocal_op(mode: str, theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tensor | None = None,
                 scale: float = 1.0, need_map: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Dispatch to the fast kernel of ``mode``; same contract as ``reference.nonlocal_op``."""
-    check_mode(mode)
-    if mode in ("gaussian", "embedded_gaussian"):
-        return softmax_attention(theta, phi, g, scale=scale, need_map=need_map)
-    if mode == "dot_product":
-        return dot_product(theta, phi, g, need_map=need_map, scale=scale)
-    return concatenation(theta, phi, g, w_concat, need_map=need_map)
+    """Dispatch to the fast kernel of ``mode`` (the table's ``kernel``); same contract as
+    ``reference.nonlocal_op``."""
+    return run_kernel(pairwise_function(mode), theta, phi, g, w_concat, scale, need_map)
+
+
+def run_kernel(f: PairwiseFunction, theta: Tensor, phi: Tensor, g: Tensor,
+               w_concat: Tensor | None = None, scale: float = 1.0,
+               need_map: bool = False) -> tuple[Tensor, Tensor | None]:
+    """:func:`nonlocal_op` for a row of the table already checked (the block's, at construction):
+    the kernel the row names, with the concatenation's weight or the scale."""
+    extra = {"w_concat": w_concat} if f.form == "concat" else {"scale": scale}
+    return globals()[f.kernel](theta, phi, g, need_map=need_map, **extra)
 
 
 # Channel-first forms, for the block's map-free forward. The projections come out of the 1x1
@@ -169,9 +174,15 @@ def nonlocal_op_channels(mode: str, theta: Tensor, phi: Tensor, g: Tensor,
     """:func:`nonlocal_op` without the map, on channel-first tensors: theta (B, C', N), phi
     (B, C', M), g (B, C'_g, M); returns y as (B, C'_g, N). ``dense_concatenation``: see
     :func:`concatenation_channels`."""
-    check_mode(mode)
-    if mode in ("gaussian", "embedded_gaussian"):
-        return softmax_attention_channels(theta, phi, g, scale=scale)
-    if mode == "dot_product":
-        return dot_product_channels(theta, phi, g, scale=scale)
-    return concatenation_channels(theta, phi, g, w_concat, dense=dense_concatenation)
+    return run_kernel_channels(pairwise_function(mode), theta, phi, g, w_concat, scale,
+                               dense_concatenation)
+
+
+def run_kernel_channels(f: PairwiseFunction, theta: Tensor, phi: Tensor, g: Tensor,
+                        w_concat: Tensor | None = None, scale: float = 1.0,
+                        dense_concatenation: bool = False) -> Tensor:
+    """:func:`nonlocal_op_channels` for a row of the table already checked: the channel-first
+    form of the kernel the row names."""
+    extra = ({"w_concat": w_concat, "dense": dense_concatenation} if f.form == "concat"
+             else {"scale": scale})
+    return globals()[f.kernel + "_channels"](theta, phi, g, **extra)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._modes import check_mode
+from ._modes import pairwise_function
 
 __all__ = [
     "pairwise_f",
@@ -33,12 +33,12 @@ def pairwise_f(mode: str, theta: Tensor, phi: Tensor, w_concat: Tensor | None = 
     2C' (theta's half first). ``scale`` multiplies theta . phi (the official code's d^-1/2) in the
     embedded Gaussian and dot-product modes.
     """
-    check_mode(mode)
-    if mode in ("gaussian", "embedded_gaussian"):
+    form = pairwise_function(mode).form
+    if form == "exp":
         # f = exp(theta_i . phi_j); the exponential is taken literally, without the max-shift a
         # softmax kernel uses, so this is meant for moderate inputs (it is a reference, not a kernel).
         return torch.exp(scale * theta @ phi.transpose(1, 2))
-    if mode == "dot_product":
+    if form == "dot":
         # f = theta_i . phi_j (times the scale, if any), which can be negative.
         return scale * theta @ phi.transpose(1, 2)
     # concatenation
@@ -61,7 +61,7 @@ def normaliser(mode: str, f: Tensor) -> Tensor:
     Dot product and concatenation: C(x) = M, the number of key positions (f can be zero or
     negative, so a sum could vanish or change sign).
     """
-    if check_mode(mode) in ("gaussian", "embedded_gaussian"):
+    if pairwise_function(mode).softmax:
         return f.sum(dim=-1, keepdim=True)
     B, N, M = f.shape
     return torch.full((B, N, 1), float(M), dtype=f.dtype, device=f.device)
@@ -94,13 +94,14 @@ def block_forward(block, x: Tensor) -> tuple[Tensor, Tensor]:
     """
     B, C, *spatial = x.shape
     pool = block.pool if block.sub_sample else (lambda t: t)
-    if block.mode == "gaussian":
-        theta, phi = _tokens(x), _tokens(pool(x))
-    else:
+    f = pairwise_function(block.mode)
+    if f.embedded:
         theta, phi = _tokens(block.theta(x)), _tokens(pool(block.phi(x)))
+    else:  # the Gaussian compares x itself
+        theta, phi = _tokens(x), _tokens(pool(x))
     g = _tokens(pool(block.g(x)))
     w_concat = None
-    if block.mode == "concatenation":
+    if f.form == "concat":
         w_concat = block.concat_project[0].weight.reshape(-1)
     y, attention = nonlocal_op(block.mode, theta, phi, g, w_concat=w_concat, scale=block.scale)
     y = y.transpose(1, 2).reshape(B, block.inter_channels, *spatial)

@@ -28,7 +28,7 @@ from . import distributed
 from .budget import Budget
 
 __all__ = ["set_seed", "check_seed", "pick_device", "PRECISIONS", "pick_precision", "precision",
-           "evaluate", "fit", "TrainingDiverged", "batch_plan", "CheckpointError",
+           "evaluate", "make_optimizer", "fit", "TrainingDiverged", "batch_plan", "CheckpointError",
            "save_checkpoint", "load_checkpoint", "load_weights"]
 
 #: Seeds run from 0 to 2**32 - 1: NumPy's generator takes no other.
@@ -96,7 +96,7 @@ _PRECISION_RECORD = {"fp32": "float32", "bf16": "bf16 autocast", "fp16": "fp16 a
 
 def pick_precision(device: torch.device | str, precision: str | None = None) -> str:
     """``precision`` checked against the device, or the default for it: float32 on the CPU (as
-    the course's CPU runs have always trained), bf16 on a CUDA GPU that has it, fp16 (with a
+    every committed CPU run records), bf16 on a CUDA GPU that has it, fp16 (with a
     gradient scaler) on an older one."""
     device = torch.device(device)
     if precision is None:
@@ -141,7 +141,7 @@ def _on_device(tensor: Tensor, device: torch.device) -> Tensor:
 
 def _batches(n: int, batch_size: int, generator: torch.Generator):
     """Index batches of one epoch from a permutation drawn on the generator's device (the CPU
-    stream is the one earlier versions drew, so CPU runs repeat them)."""
+    stream is the one the committed CPU runs drew, so they repeat)."""
     order = torch.randperm(n, generator=generator, device=generator.device)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
@@ -207,9 +207,11 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, device: torch.dev
     return {"loss": loss_sum / labels.numel(), "accuracy": correct / labels.numel()}
 
 
-def _optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
-    """The budget's optimizer, fused (one kernel for every parameter's update) where this PyTorch
-    has it for the device, else its default multi-tensor form; and its schedule."""
+def make_optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
+    """The budget's optimizer for ``model``, fused (one kernel for every parameter's update) where
+    this PyTorch has it for the device, else its default multi-tensor form; and its schedule over
+    ``steps`` steps (None for a constant rate). Returns ``(optimizer, schedule)``: what
+    :func:`fit` trains with, for a benchmark or a loop of one's own."""
     kind = torch.optim.Adam if budget.optimizer == "adam" else torch.optim.AdamW
     try:
         opt = kind(model.parameters(), lr=lr, weight_decay=budget.weight_decay, fused=True)
@@ -264,7 +266,7 @@ def fit(model: nn.Module, data, budget: Budget,
     ctx = distributed.current()
     plan = batch_plan(budget, ctx.world_size, scale_batch)
     batch_size = plan["per_process_batch_size"]
-    # One process: the same stream as always. Several: the same initial weights (the model was
+    # One process: the seed's stream. Several: the same initial weights (the model was
     # built before this call, and DDP broadcasts rank 0's anyway), but each rank its own dropout.
     set_seed(seed + ctx.rank)
     model.to(device).train()
@@ -284,7 +286,7 @@ def fit(model: nn.Module, data, budget: Budget,
     if compile:
         net = torch.compile(net) if compile is True else torch.compile(net, mode=compile)
     progress, log = progress and ctx.is_main, log if ctx.is_main else None
-    opt, sched = _optimizer(model, budget, budget.epochs * steps_per_epoch, plan["lr"])
+    opt, sched = make_optimizer(model, budget, budget.epochs * steps_per_epoch, plan["lr"])
     autocast, scaler = _autocast(device, choice)
     generator = torch.Generator(device=images.device).manual_seed(seed)
     update_every = max(1, steps_per_epoch // 4)  # the bar moves four times an epoch

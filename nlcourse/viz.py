@@ -76,11 +76,10 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
                     ha="left" if side == "right" else "right", va="center")
 
     pool_text = f" + {pooled} max-pool" if sub_sample else ""
-    embed = "x itself" if mode == "gaussian" else "1x1 conv"
-    formula = {"gaussian": r"$e^{x_i^\top x_j}$", "embedded_gaussian": r"$e^{\theta_i^\top\phi_j}$",
-               "dot_product": r"$\theta_i^\top\phi_j$",
-               "concatenation": r"ReLU$(w_f^\top[\theta_i;\phi_j])$"}[mode]
-    norm = r"softmax over $j$" if "gaussian" in mode else f"divided by M = {M}"
+    f = block.f
+    embed = "1x1 conv" if f.embedded else "x itself"
+    norm = r"softmax over $j$" if f.softmax else f"divided by M = {M}"
+    width = Cp if f.embedded else C   # theta and phi: C' channels, or x's own C
 
     xb = box(4.6, 11.4, f"input x\n{grid}", "io", w=3.4, h=0.9)
     th = box(1.35, 9.2, f"theta ($\\theta$)\n{embed}", w=2.7, h=0.8)
@@ -89,10 +88,10 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     for target in (th, ph, gg):
         arrow((min(max(target["x"], xb["x"] - 1.5), xb["x"] + 1.5), xb["bottom"]),
               (target["x"], target["top"]))
-    fb = box(3.1, 6.9, f"pairwise f = {formula}\n{norm}", w=3.4, h=0.95)
-    arrow((th["x"], th["bottom"]), (fb["x"] - 1.0, fb["top"]), r"$\theta$: " + shape(N, Cp if mode != "gaussian" else C),
+    fb = box(3.1, 6.9, f"pairwise f = {f.latex}\n{norm}", w=3.4, h=0.95)
+    arrow((th["x"], th["bottom"]), (fb["x"] - 1.0, fb["top"]), r"$\theta$: " + shape(N, width),
           side="left")
-    arrow((ph["x"], ph["bottom"]), (fb["x"] + 1.0, fb["top"]), r"$\phi$: " + shape(M, Cp if mode != "gaussian" else C))
+    arrow((ph["x"], ph["bottom"]), (fb["x"] + 1.0, fb["top"]), r"$\phi$: " + shape(M, width))
     yb = box(6.0, 4.8, "weighted sum\ny = (f / C) g", w=2.6, h=0.9)
     arrow((fb["x"], fb["bottom"]), (yb["x"] - 0.9, yb["top"]), f"map f/C: {shape(N, M)}",
           side="left")
@@ -111,8 +110,7 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     ax.text(left + 0.15, 6.0, "residual: x itself", rotation=90, fontsize=8, color="#666666",
             va="center")
     dims = {1: "a sequence", 2: "an image", 3: "a clip"}[len(spatial)]
-    name = mode.replace("_", " ").replace("gaussian", "Gaussian")
-    ax.set_title(f"{name} block on {dims}, {'x'.join(letters)} = {'x'.join(map(str, spatial))}\n"
+    ax.set_title(f"{f.title} block on {dims}, {'x'.join(letters)} = {'x'.join(map(str, spatial))}\n"
                  f"N = {N} queries, M = {M} keys, C = {C} channels, C' = {Cp}", fontsize=9.5)
     plt.close(fig)
     return fig

@@ -163,15 +163,16 @@ def test_resnet_sweep_writes_one_file_per_run_with_its_provenance(tmp_path):
     import dataclasses
 
     from nlcourse.data import FASHION
-    from nlcourse.labs import resnet
+    from nlcourse.labs import resnet, runner
     from nlcourse.provenance import missing_fields
 
     from .test_train import tiny_data
 
     fashion = tiny_data(1100, 600, source=FASHION)
-    lab = dataclasses.replace(resnet.LAB, load_data=lambda b: resnet.load_data(b, fashion))
-    results = lab.sweep(("none", "res3"), (1,), resnet.BUDGETS["smoke"], tmp_path,
-                        progress=False, log=None)
+    lab = dataclasses.replace(resnet.LAB,
+                              load_data=lambda b: fashion.subset(b.train_size, b.test_size))
+    results = runner.sweep(lab, ("none", "res3"), (1,), resnet.BUDGETS["smoke"], tmp_path,
+                           progress=False, log=None)
     assert all(missing_fields(r) == [] for r in results)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["none_seed1.json", "res3_seed1.json"]
     assert [r["model"] for r in results] == ["none", "res3"]
@@ -223,14 +224,14 @@ def test_the_r3d_lab_builds_r3d_18_for_grey_clips_with_the_papers_blocks():
     clip = torch.rand(2, 1, 8, 24, 24)
     with torch.no_grad():
         assert torch.equal(plain(clip), with_blocks(clip))
-    with pytest.raises(ValueError, match="model must be one of 'none', 'nonlocal'; got 'i3d'"):
+    with pytest.raises(ValueError, match="model must be one of 'none', 'nonlocal' for the r3d lab; got 'i3d'"):
         r3d.build("i3d")
 
 
 def test_flops_counted_on_the_meta_device_are_the_flops_of_a_real_clip():
     """The space-time lab counts r3d_18's FLOPs at the paper's clip size (32 x 224 x 224) on the
     meta device, which allocates nothing; on a small clip that count equals the real one."""
-    from nlcourse.analysis import count_flops
+    from nlcourse.cost import count_flops
     from nlcourse.labs import r3d
 
     for model in r3d.MODELS:

@@ -8,7 +8,9 @@ import sys
 import torch
 
 from nlcourse import MODES
-from nlcourse.analysis import compare_paths, count_flops, precision_check, reference_bytes
+from nlcourse.bench import compare_paths, precision_check
+from nlcourse.cost import count_flops, reference_bytes
+from nlcourse.labs import mnist
 from nlcourse.provenance import missing_fields
 
 
@@ -74,7 +76,7 @@ def test_memory_is_measured_not_guessed():
 
 
 def test_target_verdicts_read_the_rows():
-    from nlcourse.labs.bench import target_verdicts
+    from nlcourse.bench import target_verdicts
 
     rows = [{"mode": m, "shape": [1, 64, side, side], "speedup": 1.2, "memory_ratio": 2.0}
             for m in MODES for side in (16, 32, 64, 128)]
@@ -105,17 +107,17 @@ def test_step_command_writes_json(tmp_path):
 
 
 def test_step_benchmark_says_why_compile_was_skipped(monkeypatch):
-    from nlcourse.labs import bench
+    from nlcourse import bench
 
     monkeypatch.setattr(bench, "compiler_missing", lambda device: "no C++ compiler (a test)")
-    result = bench.run_step_benchmark(batch_sizes=(2,), models=("none",), repeats=1, warmup=1,
-                                      compile=True, log=None)
+    result = bench.run_step_benchmark(mnist.BUDGETS["quick"], batch_sizes=(2,), models=("none",),
+                                      repeats=1, warmup=1, compile=True, log=None)
     assert result["compile"] == "skipped: no C++ compiler (a test)"
     assert [r["compiled"] for r in result["rows"]] == [False]
 
 
 def test_precision_benchmark_compares_with_float32():
-    from nlcourse.labs.bench import run_precision_benchmark
+    from nlcourse.bench import run_precision_benchmark
 
     from .test_train import tiny_data
 
@@ -127,7 +129,7 @@ def test_precision_benchmark_compares_with_float32():
     assert 0 < rows["fp16"]["map_max_abs_diff"][0] < rows["bf16"]["map_max_abs_diff"][0] < 0.5
 
 
-# The committed measurements (results/bench/cpu): what issue 20's targets are read against.
+# The committed measurements (results/bench/cpu): what the benchmark's TARGETS are read against.
 
 def _committed(name):
     from nlcourse.provenance import results_home

@@ -197,7 +197,7 @@ def test_dimension_classes_accept_their_own_dimension_only():
         NonLocalBlock2d(4, dimension=3)
 
 
-# The fast path's shape of work (issue: performance). Equality with the literal formula is in
+# The fast path's shape of work. Equality with the literal formula is in
 # test_reference_equivalence.py; these check how the block gets there.
 
 def _operations(block, x) -> list[str]:
@@ -259,7 +259,7 @@ def test_gradients_arrive_contiguous(mode):
 
 
 
-# --- the library options (issue: the block as a library) -----------------------------------
+# --- the library options ------------------------------------------------------------------
 # Each is checked against a computation written out here, independent of the block's code.
 
 def test_norm_names_and_callables_build_w():

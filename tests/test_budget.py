@@ -65,8 +65,8 @@ def test_recipe_reads_the_record_settings():
     from nlcourse.budget import recipe
     from nlcourse.labs import mnist
 
-    assert recipe(mnist.budget("full").as_dict()) == "10 epochs of Adam at a constant rate"
-    assert recipe(mnist.budget("quick").as_dict()) == "2 epochs of AdamW with a one-cycle schedule"
+    assert recipe(mnist.BUDGETS["full"].as_dict()) == "10 epochs of Adam at a constant rate"
+    assert recipe(mnist.BUDGETS["quick"].as_dict()) == "2 epochs of AdamW with a one-cycle schedule"
     with pytest.raises(ValueError, match="missing schedule"):
         recipe({"epochs": 1, "optimizer": "adam"})
     with pytest.raises(ValueError, match=r"\['optimizer'\] must be one of adam, adamw; got 'sgd'"):

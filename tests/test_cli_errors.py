@@ -5,40 +5,22 @@ line (argparse's usage lines may come before it). None of them trains, measures 
 
 from __future__ import annotations
 
-import builtins
-
 import pytest
-import torch
 
-from nlcourse import MNISTNet
 from nlcourse.__main__ import main
 from nlcourse.models import LongRangeNet
 from nlcourse.train import save_checkpoint
 
-
-class _Exploit:
-    """Pickles as a call that writes a marker file: what a malicious checkpoint would run."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return builtins.exec, (f"open({self.marker!r}, 'w').write('ran')",)
+from .conftest import bad_checkpoints
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """The bad inputs: files that are not what their argument expects."""
     root = tmp_path_factory.mktemp("bad-inputs")
-    good = save_checkpoint(root / "good.pt", MNISTNet("embedded_gaussian"), lab="mnist",
-                           model="embedded_gaussian")
-    truncated = root / "truncated.pt"
-    truncated.write_bytes(good.read_bytes()[:2000])
+    bad = bad_checkpoints(root)
     other = save_checkpoint(root / "other.pt", LongRangeNet("gaussian"), lab="long_range",
                             model="gaussian")
-    marker = root / "exploit-ran"
-    malicious = root / "malicious.pt"
-    torch.save({"state_dict": _Exploit(marker)}, malicious)
     text = root / "notes.txt"
     text.write_text("not an image, not a checkpoint")
     from PIL import Image  # the maps command's own dependency (matplotlib brings Pillow)
@@ -47,8 +29,7 @@ def files(tmp_path_factory):
     Image.new("L", (10, 10)).save(tiny)
     digit = root / "digit.png"
     Image.new("L", (28, 28)).save(digit)
-    return {"root": root, "truncated": truncated, "other": other, "malicious": malicious,
-            "marker": marker, "text": text, "tiny": tiny, "digit": digit,
+    return {**bad, "other": other, "text": text, "tiny": tiny, "digit": digit,
             "out": root / "out", "unwritable": text / "sub", "missing": root / "missing.pt"}
 
 

@@ -1,4 +1,4 @@
-"""The shape of the course a student meets (issue 17): labs sit beside the chapters they
+"""The shape of the course a student meets: labs sit beside the chapters they
 practise, and every chapter opens with what the reader will be able to do, closes with a
 three-line summary and links its exercise."""
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from nlcourse.distributed import Context, parameter_digest, shard
-from nlcourse.labs import mnist
+from nlcourse.labs import mnist, runner
 from nlcourse.train import batch_plan, evaluate
 
 
@@ -60,14 +60,14 @@ def test_ranks_end_with_identical_weights_and_the_checkpoint_is_rank_0s(two_proc
     out, _ = two_process_run
     digests = json.loads((out / "metrics.json").read_text())["rank_parameter_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
-    assert parameter_digest(mnist.load(out)) == digests[0]
+    assert parameter_digest(runner.load(mnist.LAB, out)) == digests[0]
 
 
 def test_reduced_test_accuracy_equals_one_process_evaluating_the_checkpoint(two_process_run):
     out, _ = two_process_run
     metrics = json.loads((out / "metrics.json").read_text())
     data = mnist.load_data(mnist.BUDGETS["smoke"])
-    alone = evaluate(mnist.load(out), data.test_images, data.test_labels)
+    alone = evaluate(runner.load(mnist.LAB, out), data.test_images, data.test_labels)
     assert metrics["n_test"] == len(data.test_labels)
     assert metrics["test_accuracy"] == alone["accuracy"]  # each test image counted exactly once
     assert metrics["history"][-1]["test_loss"] == pytest.approx(alone["loss"], rel=1e-5)

@@ -187,11 +187,11 @@ def test_make_variant_errors_name_the_argument():
 def test_variants_sweep_records_the_variant_and_its_settings(tmp_path):
     import dataclasses
 
-    from nlcourse.labs import variants
+    from nlcourse.labs import runner, variants
 
     lab = dataclasses.replace(variants.LAB, load_data=lambda budget: tiny_data())
-    results = lab.sweep(("top_k", "progressive"), (0,), variants.BUDGETS["smoke"], tmp_path,
-                        progress=False, log=None)
+    results = runner.sweep(lab, ("top_k", "progressive"), (0,), variants.BUDGETS["smoke"],
+                           tmp_path, progress=False, log=None)
     assert [(r["model"], r["variant"], r["variant_settings"]) for r in results] == [
         ("top_k", "top_k", {"k": 4}), ("progressive", "progressive", {"warmup_epochs": 0})]
     assert results[0]["command"] == (f"python -m nlcourse sweep variants --models top_k "
@@ -201,7 +201,7 @@ def test_variants_sweep_records_the_variant_and_its_settings(tmp_path):
 
 
 def test_variant_benchmark_measures_every_variant_against_the_full_block():
-    from nlcourse.analysis import compare_variants
+    from nlcourse.bench import compare_variants
 
     rows = compare_variants((1, 16, 32, 32), chunk=128, repeats=1, warmup=0)
     by = {r["variant"]: r for r in rows}

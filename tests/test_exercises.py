@@ -202,7 +202,7 @@ def test_map_reading_feedback_does_not_print_the_answers(capsys):
     assert f"{truth['distance_px']:.2f}" not in out and f"{truth['entropy']:.3f}" not in out
 
 
-# --- checks no answer can crash or fool (issue 18) --------------------------------------------
+# --- checks no answer can crash or fool --------------------------------------------------------
 
 def test_feedback_that_compared_nothing_is_not_a_pass():
     from nlcourse.exercises import Feedback

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nlcourse import MODES, MNISTNet, NonLocalBlock
-from nlcourse.labs.bench import compiler_missing
+from nlcourse.bench import compiler_missing
 
 SHAPES = {1: (2, 8, 10), 2: (2, 8, 6, 4), 3: (2, 8, 3, 4, 6)}
 ONNX_MISSING = [name for name in ("onnx", "onnxscript", "onnxruntime")

@@ -15,6 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 
+pytestmark = pytest.mark.slow   # reads the built site: make test runs it, make check does not
+
 
 def _hook():
     spec = importlib.util.spec_from_file_location("offline_site", ROOT / "book/_ext/offline_site.py")

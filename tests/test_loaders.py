@@ -6,30 +6,25 @@ package (every lab of nlcourse.labs.LABS), so a lab added later is tested too.""
 
 from __future__ import annotations
 
-import builtins
+from functools import partial
 
 import pytest
 import torch
 
 from nlcourse import MNISTNet, maps
-from nlcourse.labs import LABS
+from nlcourse.labs import LABS, runner
 from nlcourse.models import LongRangeNet
 from nlcourse.train import CheckpointError, load_checkpoint, save_checkpoint
 
-
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return builtins.exec, (f"open({self.marker!r}, 'w').write('ran')",)
+from .conftest import bad_checkpoints
 
 
 def _loaders():
     """(name, load(path)) for every public loader of a checkpoint file."""
     found = [("nlcourse.train.load_checkpoint", load_checkpoint),
              ("nlcourse.maps.load_model", lambda path: maps.load_model("embedded_gaussian", path))]
-    found += [(f"nlcourse.labs.LABS[{name!r}].load", lab.load) for name, lab in LABS.items()]
+    found += [(f"nlcourse.labs.runner.load({name}.LAB, ...)", partial(runner.load, lab))
+              for name, lab in LABS.items()]
     return found
 
 
@@ -38,15 +33,7 @@ LOADERS = _loaders()
 
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory):
-    root = tmp_path_factory.mktemp("checkpoints")
-    good = save_checkpoint(root / "good.pt", MNISTNet("embedded_gaussian"), lab="mnist",
-                           model="embedded_gaussian")
-    truncated = root / "truncated.pt"
-    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
-    marker = root / "exploit-ran"
-    malicious = root / "malicious.pt"
-    torch.save({"lab": "mnist", "model": "none", "state_dict": _Exploit(marker)}, malicious)
-    return {"truncated": truncated, "malicious": malicious, "marker": marker, "root": root}
+    return bad_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 
 
 def _other_model(root, lab_name: str):
@@ -83,13 +70,13 @@ def test_a_pickle_with_code_runs_nothing(name, load, bad):
 def test_a_checkpoint_of_another_model_is_refused_by_every_lab(lab_name, bad):
     path = _other_model(bad["root"], lab_name)
     with pytest.raises(CheckpointError) as err:
-        LABS[lab_name].load(path)
+        runner.load(LABS[lab_name], path)
     _assert_course_message(err.value, path)
     assert f"is not the {lab_name} lab's" in str(err.value)
     other_lab = next(name for name in LABS if name != lab_name)
     with pytest.raises(CheckpointError, match=f"holds a model of the {lab_name} lab, not of the "
                                               f"{other_lab} lab"):
-        LABS[other_lab].load(path)
+        runner.load(LABS[other_lab], path)
 
 
 def test_maps_refuses_another_model(bad):
@@ -104,6 +91,7 @@ def test_the_loaders_still_load_a_good_checkpoint(tmp_path):
     torch.manual_seed(0)
     net = MNISTNet("embedded_gaussian")
     path = save_checkpoint(tmp_path / "model.pt", net, lab="mnist", model="embedded_gaussian")
-    for loaded in (LABS["mnist"].load(tmp_path), maps.load_model("embedded_gaussian", path)):
+    for loaded in (runner.load(LABS["mnist"], tmp_path),
+                   maps.load_model("embedded_gaussian", path)):
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
                                                       net.state_dict().values()))

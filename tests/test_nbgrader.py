@@ -20,6 +20,8 @@ import pytest
 
 nbgrader = pytest.importorskip("nbgrader", reason="nbgrader==0.9.6 is in requirements.txt")
 
+pytestmark = pytest.mark.slow   # nbgrader in a course folder: make test runs it, make check does not
+
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "notebooks" / "exercises"
 GRADED = ["ex01_embedded_gaussian", "ex02_dot_product", "ex03_concatenation",

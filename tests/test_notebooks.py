@@ -62,8 +62,8 @@ def test_lab_structure(md):
     assert len(params) == 1 and "BUDGET" in params[0].source
     # every lab reaches its experiment through a module of nlcourse.labs, starting with setup()
     assert any(re.search(r"^from nlcourse\.labs import", c.source, re.M) for c in code)
-    assert any(re.search(r"^budget, device = \w+\.setup\(BUDGET", c.source, re.M) for c in code), \
-        "labs start with <lab>.setup(BUDGET, ...)"
+    assert any(re.search(r"^budget, device = runner\.setup\(\w+\.LAB, BUDGET", c.source, re.M)
+               for c in code), "labs start with runner.setup(<lab>.LAB, BUDGET, ...)"
 
 
 def test_labs_are_book_pages():

@@ -46,13 +46,24 @@ def _kernel_ids(case_kernel):
     return f"{_ids(case)}-{kernel}"
 
 
-@pytest.mark.parametrize("case,softmax_kernel", [(c, k) for c, k in KERNEL_CASES],
-                         ids=[_kernel_ids(ck) for ck in KERNEL_CASES], indirect=["softmax_kernel"])
-def test_fast_path_equals_reference(case, softmax_kernel):
+EVERY_KERNEL_CASE = pytest.mark.parametrize(
+    "case,softmax_kernel", [(c, k) for c, k in KERNEL_CASES],
+    ids=[_kernel_ids(ck) for ck in KERNEL_CASES], indirect=["softmax_kernel"])
+
+
+def _block_and_input(case, seed: int):
+    """The case's randomised float64 block and a seeded input of its dimension."""
     mode, dim, sub_sample, bn_layer, use_scale = case
     block = randomised_block(mode, dim, sub_sample=sub_sample, bn_layer=bn_layer,
                              use_scale=use_scale)
-    x = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    x = torch.randn(SHAPES[dim], dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(seed))
+    return block, x
+
+
+@EVERY_KERNEL_CASE
+def test_fast_path_equals_reference(case, softmax_kernel):
+    block, x = _block_and_input(case, 7)
     z_ref, map_ref = reference.block_forward(block, x)
     z_fast = block(x)                                   # the map-free fast kernel
     z_mapped, nl_map = block(x, return_nl_map=True)     # the map-building form
@@ -64,14 +75,10 @@ def test_fast_path_equals_reference(case, softmax_kernel):
     torch.testing.assert_close(nl_map, map_ref, **TOL)
 
 
-@pytest.mark.parametrize("case,softmax_kernel", [(c, k) for c, k in KERNEL_CASES],
-                         ids=[_kernel_ids(ck) for ck in KERNEL_CASES], indirect=["softmax_kernel"])
+@EVERY_KERNEL_CASE
 def test_fast_path_gradients_equal_reference(case, softmax_kernel):
-    mode, dim, sub_sample, bn_layer, use_scale = case
-    block = randomised_block(mode, dim, sub_sample=sub_sample, bn_layer=bn_layer,
-                             use_scale=use_scale)
-    x = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(8))
-    weight = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    block, x = _block_and_input(case, 8)
+    weight = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
 
     def grads(fn):
         xx = x.clone().requires_grad_(True)
@@ -183,10 +190,7 @@ def test_channel_first_kernels_match_reference_op(mode, softmax_kernel):
 @pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
 def test_fused_projection_equals_the_three_convolutions(case):
     """project_channels (one convolution, one pooling) == project (theta, phi, g one by one)."""
-    mode, dim, sub_sample, bn_layer, use_scale = case
-    block = randomised_block(mode, dim, sub_sample=sub_sample, bn_layer=bn_layer,
-                             use_scale=use_scale)
-    x = torch.randn(SHAPES[dim], dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    block, x = _block_and_input(case, 5)
     for fused, separate in zip(block.project_channels(x), block.project(x)):
         torch.testing.assert_close(fused, separate.transpose(1, 2), **TOL)
 

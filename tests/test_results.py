@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nlcourse.labs import LABS
+from nlcourse.labs import LABS, runner
 from nlcourse.provenance import RUN_RECORD_FIELDS, missing_fields, results_home
 
 HOME = Path(__file__).resolve().parents[1] / "results"
@@ -53,23 +53,27 @@ RUNS = sorted(p.parent for p in FILES if p.name == "metrics.json")
 
 @pytest.mark.parametrize("folder", RUNS, ids=lambda p: str(p.relative_to(HOME)))
 def test_committed_trained_runs_are_read_back_without_training(folder, monkeypatch, tmp_path):
-    """The run a page trains at the quick budget is committed with its weights: Lab.trained loads
-    it without training, and the weights are the record's model."""
+    """The run a page trains at the quick budget is committed with its weights: runner.trained
+    reads it back without training (source "committed", and "auto" with nothing saved earlier),
+    and the weights are the record's model."""
     lab_name, budget_name = folder.relative_to(HOME).parts[:2]
     lab, record = LABS[lab_name], json.loads((folder / "metrics.json").read_text())
     assert (folder / "model.pt").stat().st_size < 4 * 2**20
-    budget = lab.budget(budget_name)
+    budget = runner.budget(lab, budget_name)
     assert record["budget_settings"] == budget.as_dict(), "the recipe changed since this run"
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained() trained instead of reading the committed run back")
-    monkeypatch.setattr(type(lab), "run", no_training)   # Lab is frozen: patch the class
-    net, loaded = lab.trained(record["model"], budget, record["seed"], runs=tmp_path)
-    assert loaded["loaded_from"] == folder.relative_to(HOME.parent).as_posix()
-    assert loaded["from_committed"] is True
-    assert sum(p.numel() for p in net.parameters()) == record["params"]
-    with pytest.raises(AssertionError, match="trained instead"):   # retrain=True does train
-        lab.trained(record["model"], budget, record["seed"], runs=tmp_path, retrain=True)
+    monkeypatch.setattr(runner, "run", no_training)
+    for source in ("committed", "auto"):
+        net, loaded = runner.trained(lab, record["model"], budget, record["seed"], runs=tmp_path,
+                                     source=source)
+        assert loaded["loaded_from"] == folder.relative_to(HOME.parent).as_posix()
+        assert loaded["from_committed"] is True
+        assert sum(p.numel() for p in net.parameters()) == record["params"]
+    with pytest.raises(AssertionError, match="trained instead"):   # source="train" does train
+        runner.trained(lab, record["model"], budget, record["seed"], runs=tmp_path,
+                       source="train")
 
 
 @pytest.mark.parametrize("folder", RUNS, ids=lambda p: str(p.relative_to(HOME)))

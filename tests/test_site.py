@@ -26,6 +26,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Pages whose screenshots are saved (light and dark) for a person to look at.
 SCREENSHOT_PAGES = ("book/intro.html", "book/embedded_gaussian.html", "book/complexity.html")
 
+pytestmark = pytest.mark.slow   # reads the built site: make test runs it, make check does not
+
 playwright_api = pytest.importorskip("playwright.sync_api",
                                      reason="playwright is not installed (pip install playwright)")
 if CHROMIUM is None:

@@ -14,6 +14,8 @@ SITE = ROOT / "_build" / "html"
 # Any home or work folder of a machine: /root/..., /home/<user>/..., /Users/<user>/..., /tmp/...
 MACHINE_PATH = re.compile(r"(?<![\w.])(/root/|/home/\w+/|/Users/\w+/|/tmp/\w)")
 
+pytestmark = pytest.mark.slow   # reads the built site: make test runs it, make check does not
+
 
 def _built_files() -> list[Path]:
     if not (SITE / "index.html").exists():

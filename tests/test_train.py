@@ -69,7 +69,7 @@ def test_missing_checkpoint_says_what_to_do(tmp_path):
         load_checkpoint(tmp_path / "model.pt")
 
 
-# The loop's switches (issue: performance): precision, compile, and one sync per epoch.
+# The loop's switches: precision, compile, and one sync per epoch.
 
 def test_precision_switch_is_checked_and_recorded():
     from nlcourse.train import pick_precision, precision
@@ -121,7 +121,7 @@ def test_compile_is_checked():
 def test_fit_trains_through_torch_compile():
     """compile=True trains through torch.compile (on the CPU that needs a C++ compiler). Dropout
     draws other random numbers when compiled, so the runs are compared by what they learn."""
-    from nlcourse.labs.bench import compiler_missing
+    from nlcourse.bench import compiler_missing
 
     if compiler_missing("cpu"):
         pytest.skip(f"torch.compile cannot run here: {compiler_missing('cpu')}")

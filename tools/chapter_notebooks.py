@@ -42,7 +42,7 @@ if importlib.util.find_spec("nlcourse") is None:
     if not pathlib.Path("{clone}").exists():
         subprocess.run(["git", "clone", "-q", "{url}", "{clone}"], check=True)
         subprocess.run(["git", "-C", "{clone}", "checkout", "-q", "{ref}"], check=True)
-    # pip keeps Colab's torch and torchvision: nlcourse asks only for torch>=2.2, torchvision>=0.17
+    # pip keeps Colab's torch and torchvision: nlcourse asks only for torch>=2.5, torchvision>=0.20
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "./{clone}[labs]"], check=True)
     os.environ["NLCOURSE_RESULTS"] = str(pathlib.Path("{clone}/results").resolve())
     os.chdir("{clone}/book")

@@ -54,7 +54,7 @@ if importlib.util.find_spec("nlcourse") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "{spec}"], check=True)
 # pip installs only what is missing: without --upgrade it keeps every installed package that meets
-# a requirement, and nlcourse asks for torch>=2.2 and torchvision>=0.17, so Colab's own CUDA builds
+# a requirement, and nlcourse asks for torch>=2.5 and torchvision>=0.20, so Colab's own CUDA builds
 # of both stay as they are. The URL and version come from _config.yml (tools/course_setting.py).'''
 
 GIT_SPEC = re.compile(r"nlcourse\[labs\] @ git\+(?P<url>[^\s\"'@]+)(?:@(?P<ref>[^\s\"']+))?")

@@ -1,10 +1,10 @@
-"""Exercise 8: read the cost of a configuration, checked against nlcourse.analysis."""
+"""Exercise 8: read the cost of a configuration, checked against nlcourse.cost."""
 
 from __future__ import annotations
 
 import math
 
-from .. import analysis
+from .. import cost
 from ._feedback import _RNG, FAILED, NO_RETURN, WRONG_TYPE, Feedback, call, guarded
 
 MODES = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
@@ -34,7 +34,7 @@ def _variant(mode, shape, inter_channels, *, per_mac=2, batch=True, pool="floor"
 
 MISTAKES = {
     "multiply-adds, not FLOPs": (dict(per_mac=1), "a multiply-add is two FLOPs, a multiplication "
-                                 "and an addition: analysis counts 2 per multiply-add"),
+                                 "and an addition: nlcourse.cost counts 2 per multiply-add"),
     "the batch forgotten": (dict(batch=False), "every image of the batch costs the same again: "
                             "multiply by B"),
     "no sub-sampling": (dict(pool="none"), "the block max-pools phi and g by 2 along each axis, so"
@@ -84,7 +84,7 @@ def _configs():
 def check_block_cost(fn) -> Feedback:
     """``fn(mode, shape, inter_channels) -> FLOPs`` of one forward pass of a 2-D NonLocalBlock
     (sub-sampled keys, the literal path that builds the N x M matrix), against
-    ``nlcourse.analysis.block_flops(..., fast=False)``."""
+    ``nlcourse.cost.block_flops(..., fast=False)``."""
     fb = Feedback("Exercise 8 (the cost of a configuration)")
     configs = _configs()
     answers = []
@@ -104,10 +104,10 @@ def check_block_cost(fn) -> Feedback:
                    mistake=WRONG_TYPE)
             return fb.report()
         answers.append(got)
-    wants = [analysis.block_flops(mode, shape, Cp, fast=False) for mode, shape, Cp in configs]
+    wants = [cost.block_flops(mode, shape, Cp, fast=False) for mode, shape, Cp in configs]
     wrong = [k for k, (got, want) in enumerate(zip(answers, wants)) if abs(got - want) >= 0.5]
     if not wrong:
-        fb.good(f"the FLOPs match nlcourse.analysis.block_flops(..., fast=False) for "
+        fb.good(f"the FLOPs match nlcourse.cost.block_flops(..., fast=False) for "
                 f"{len(configs)} random configurations, two per mode, C' given and defaulted, "
                 f"odd sides included")
         return fb.report()

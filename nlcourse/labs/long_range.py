@@ -1,33 +1,34 @@
-"""Lab 5: a dense task that a stack of convolutions cannot solve and one non-local block can.
+"""A dense task that a 3-layer stack of convolutions cannot reach across and one non-local
+block can.
 
 One MNIST digit at a random place on a 64 x 64 canvas; the target of every cell of the 16 x 16
 output grid is that digit's class (:func:`nlcourse.data.long_range_canvas`). The baseline is
 :class:`~nlcourse.models.LongRangeNet` without a block; the others add one block of each mode.
-Notebook ``05_long_range``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .._modes import MODES
+from .._modes import MODES, NO_BLOCK
 from ..budget import Budget, table
 from ..data import cell_distances, load_mnist, long_range_canvas
 from ..models import LongRangeNet, receptive_field
-from ._lab import Lab
+from .lab import Lab, check_model
 
-__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data", "cell_accuracy", "cell_predictions",
-           "setup", "run", "sweep", "results", "committed", "trained", "load", "budget"]
+__all__ = ["LAB", "MODELS", "BUDGETS", "build", "load_data", "cell_accuracy", "cell_predictions"]
 
-MODELS = ("none", *MODES)
+MODELS = (NO_BLOCK, *MODES)
 
 BUDGETS = table("canvases", smoke=dict(epochs=1, batch_size=64, train_size=512, test_size=256),
                 quick=dict(epochs=2, batch_size=64, train_size=10_000, test_size=2_000),
                 full=dict(epochs=5, batch_size=64, train_size=60_000, test_size=10_000))
 
 
-def build(model: str) -> LongRangeNet:
-    return LongRangeNet(None if model == "none" else model)
+def build(model: str, **options) -> LongRangeNet:
+    """LongRangeNet with one block of the pairwise function ``model``, or none for ``"none"``."""
+    check_model(model, MODELS, "long_range")
+    return LongRangeNet(model, **options)
 
 
 def load_data(budget: Budget):
@@ -60,8 +61,8 @@ def cell_accuracy(net, data, device=None, reach: float | None = None) -> dict:
 
 
 LAB = Lab(name="long_range", title="a dense task on 64 x 64 canvases where one block matters",
+          pages=("notebooks/05_long_range",),
           models=MODELS, budgets=BUDGETS, build=build, load_data=load_data,
           default_model="embedded_gaussian",
           settings=lambda model, budget: {"mode": model},
           measure=lambda net, data, device: cell_accuracy(net, data, device))
-setup, run, sweep, results, committed, trained, load, budget = LAB.interface()

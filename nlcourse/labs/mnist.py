@@ -1,23 +1,21 @@
-"""Lab 2-4: MNISTNet on MNIST, without blocks and with each of the four pairwise functions.
+"""MNISTNet on MNIST, without blocks and with each of the four pairwise functions.
 
 The network and the ``full`` recipe (10 epochs, Adam 1e-3, batch 128) are those of the public
 PyTorch demo (AlexHex7/Non-local_pytorch); ``quick`` trains 2 epochs with AdamW and a one-cycle
-schedule, sized for 2 CPU cores. Notebooks ``02_train_mnist``, ``03_attention_maps``,
-``04_compare_modes``.
+schedule, sized for 2 CPU cores.
 """
 
 from __future__ import annotations
 
-from .._modes import MODES
+from .._modes import MODES, NO_BLOCK
 from ..budget import Budget, table
 from ..data import load_mnist
 from ..models import MNISTNet
-from ._lab import Lab
+from .lab import Lab, check_model
 
-__all__ = ["MODELS", "BUDGETS", "LAB", "build", "load_data",
-           "setup", "run", "sweep", "results", "committed", "trained", "load", "budget"]
+__all__ = ["LAB", "MODELS", "BUDGETS", "build", "load_data"]
 
-MODELS = ("none", *MODES)  # "none": the baseline without blocks
+MODELS = (NO_BLOCK, *MODES)
 
 BUDGETS = table("MNIST training images",
                 smoke=dict(epochs=1, batch_size=64, train_size=4096, test_size=1024),
@@ -27,9 +25,11 @@ BUDGETS = table("MNIST training images",
                           note="the public PyTorch demo's recipe"))
 
 
-def build(model: str) -> MNISTNet:
-    """MNISTNet with two blocks of mode ``model``, or none for ``"none"``."""
-    return MNISTNet(None if model == "none" else model)
+def build(model: str, **options) -> MNISTNet:
+    """MNISTNet with two blocks of the pairwise function ``model``, or none for ``"none"``;
+    ``options`` go to the blocks."""
+    check_model(model, MODELS, "mnist")
+    return MNISTNet(model, **options)
 
 
 def load_data(budget: Budget):
@@ -38,7 +38,7 @@ def load_data(budget: Budget):
 
 
 LAB = Lab(name="mnist", title="MNISTNet on MNIST, without blocks and with each pairwise function",
+          pages=("notebooks/02_train_mnist", "notebooks/03_attention_maps",
+                 "notebooks/04_compare_modes"),
           models=MODELS, budgets=BUDGETS, build=build, load_data=load_data,
-          default_model="embedded_gaussian",
-          settings=lambda model, budget: {"mode": model})
-setup, run, sweep, results, committed, trained, load, budget = LAB.interface()
+          default_model="embedded_gaussian", settings=lambda model, budget: {"mode": model})

@@ -1,13 +1,14 @@
-"""The benchmarks: the block's fast path against the literal formula at the sizes below, and the
-cheaper blocks against the full block. Unlike the other labs they train nothing: each measures
-with :mod:`nlcourse.analysis` and writes one JSON file with the run record
-(``python -m nlcourse bench paths|variants --out DIR``), which the complexity and cheaper-blocks
-chapters read.
+"""The benchmarks: the block's fast path against the literal formula at the sizes below, the
+cheaper blocks against the full block, a training step per model, and the shipped networks in
+lower precision. They train nothing: each measures with :mod:`nlcourse.cost` and writes one JSON
+file with the run record (``python -m nlcourse bench paths|variants|step|precision --out DIR``),
+which the complexity and cheaper-blocks chapters read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import json
 import os
@@ -20,19 +21,20 @@ from pathlib import Path
 
 import torch
 
-from .. import reference
-from .._modes import MODES
-from ..analysis import (compare_paths, compare_variants, count_flops, count_operations,
-                        matmul_gflops, peak_memory, precision_check, reference_bytes, time_call)
-from ..blocks import NonLocalBlock
-from ..data import load_mnist
-from ..models import MNISTNet
-from ..provenance import run_record
-from ..shipped import pretrained, pretrained_sha256
-from ..train import _optimizer
-from . import mnist
+from . import efficient, reference
+from ._modes import MODES, NO_BLOCK
+from .blocks import NonLocalBlock
+from .budget import Budget
+from .cost import (count_flops, count_operations, matmul_gflops, peak_memory, reference_bytes,
+                   time_call)
+from .data import load_mnist
+from .models import MNISTNet
+from .provenance import run_record
+from .shipped import pretrained, pretrained_sha256
+from .train import make_optimizer, pick_device
 
-__all__ = ["DEFAULT_SHAPES", "TARGETS", "run_benchmark", "target_verdicts",
+__all__ = ["DEFAULT_SHAPES", "TARGETS", "compare_paths", "precision_check", "compare_variants",
+           "run_benchmark", "target_verdicts",
            "run_variant_benchmark", "STEP_MODELS", "STEP_BATCHES", "training_step",
            "run_step_benchmark", "compiler_missing", "run_precision_benchmark", "write"]
 
@@ -85,6 +87,160 @@ def write(result: dict, out: str | Path, name: str, command: str, data=None) -> 
     return path
 
 
+# The fast path against the literal formula
+
+def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
+                  device: str | torch.device | None = None, dtype=torch.float32,
+                  memory: bool = True, seed: int = 0) -> dict:
+    """Forward+backward of one block through ``reference.block_forward`` and through the block's
+    fast path, and peak memory.
+
+    The two are timed in pairs, back to back, the order swapped from one pair to the next, so
+    drift on a shared machine hits both alike. ``speedup`` is the median over the pairs of
+    reference / fast (with its quartiles), which a burst of load in one pair cannot move;
+    ``*_seconds`` are each path's median."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    torch.manual_seed(seed)
+    dimension = len(shape) - 2
+    block = NonLocalBlock(shape[1], mode=mode, dimension=dimension).to(device, dtype)
+    with torch.no_grad():  # a non-zero W so that backward reaches every parameter
+        for p in block.parameters():
+            p.normal_(0, 0.05)
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+
+    def run(path):
+        def step():
+            block.zero_grad(set_to_none=True)
+            x.grad = None
+            z = reference.block_forward(block, x)[0] if path == "reference" else block(x)
+            z.sum().backward()
+        return step
+
+    paths = {"reference": run("reference"), "fast": run("fast")}
+    for step in paths.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in paths}
+    for i in range(repeats):
+        for name in (("reference", "fast") if i % 2 == 0 else ("fast", "reference")):
+            times[name] += time_call(paths[name], repeats=1, warmup=0, device=device)
+    result = {"mode": mode, "shape": list(shape), "device": str(device), "dtype": str(dtype),
+              "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+              "repeats": repeats}
+    for name in paths:
+        result[f"{name}_seconds"] = statistics.median(times[name])
+    ratios = [r / f for r, f in zip(times["reference"], times["fast"])]
+    result["speedup"] = statistics.median(ratios)
+    if len(ratios) >= 4:
+        result["speedup_quartiles"] = [float(q) for q in
+                                       statistics.quantiles(ratios, n=4, method="inclusive")[::2]]
+    if memory:
+        for name, step in paths.items():
+            result[f"{name}_peak_bytes"] = peak_memory(step, device)
+        result["memory_ratio"] = result["reference_peak_bytes"] / max(result["fast_peak_bytes"], 1)
+    return result
+
+
+def precision_check(shape: tuple = (1, 64, 32, 32), modes=None, device=None,
+                    seed: int = 0) -> list[dict]:
+    """How far float32 lands from float64, for the block's fast path and the literal formula.
+
+    For every mode: the largest difference of z from the same block run in float64, relative to
+    the largest ``|z - x|`` (the part the block adds). On CUDA it is measured twice, with cuDNN's
+    TF32 convolutions allowed (PyTorch's default) and forbidden, because the block's four 1x1
+    convolutions (theta, phi, g, W) then round their inputs to 10 mantissa bits. The flags are
+    restored afterwards.
+    """
+    device = pick_device(device)
+    settings = (True, False) if device.type == "cuda" else (None,)
+    saved = torch.backends.cudnn.allow_tf32
+    rows = []
+    try:
+        for mode in modes or MODES:
+            torch.manual_seed(seed)
+            block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device)
+            with torch.no_grad():  # a non-zero W, so that z - x is the whole block's work
+                for p in block.parameters():
+                    p.normal_(0, 0.05)
+            x = torch.randn(shape, device=device)
+            exact = copy.deepcopy(block).double()
+            with torch.no_grad():
+                z64 = exact(x.double())
+                added = (z64 - x.double()).abs().max().item()
+                for tf32 in settings:
+                    if tf32 is not None:
+                        torch.backends.cudnn.allow_tf32 = tf32
+                    fast = block(x).double()
+                    literal = reference.block_forward(block, x)[0].double()
+                    rows.append({"mode": mode, "shape": list(shape), "device": str(device),
+                                 "cudnn_tf32": tf32,
+                                 "fast_error": (fast - z64).abs().max().item() / added,
+                                 "literal_error": (literal - z64).abs().max().item() / added})
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    return rows
+
+
+def compare_variants(shape: tuple, chunk: int = 1024, keep: int = 16, rank_divisor: int = 4,
+                     repeats: int = 3, warmup: int = 1, device=None, dtype=torch.float32,
+                     seed: int = 0) -> list[dict]:
+    """Forward+backward of one embedded-Gaussian block on ``shape`` as the block's own fast path
+    ("full"), the literal N x M formula ("full, literal"), and the variants of
+    :mod:`nlcourse.efficient`: chunked queries (``chunk``), top-k (k = M / ``keep``) and low rank
+    (r = C' / ``rank_divisor``). Each row: median seconds, peak bytes, and the largest difference
+    of z from the full block's (absolute, and relative to the largest ``|z - x|``, the part the block
+    adds), all measured alternately in one process."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    torch.manual_seed(seed)
+    block = NonLocalBlock(shape[1], mode="embedded_gaussian", dimension=len(shape) - 2)
+    block = block.to(device, dtype)
+    with torch.no_grad():  # a non-zero W so that backward reaches every parameter
+        for p in block.parameters():
+            p.normal_(0, 0.05)
+    x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
+    M = block.project(x)[1].shape[1]
+    k, rank = max(1, M // keep), max(1, block.inter_channels // rank_divisor)
+    paths = {
+        "full": (block, {}),
+        "full, literal": (lambda t: reference.block_forward(block, t)[0], {}),
+        "chunked": (efficient.make_variant(block, "chunked", chunk=chunk), {"chunk": chunk}),
+        "top_k": (efficient.make_variant(block, "top_k", k=k), {"k": k, "keys": M}),
+        "low_rank": (efficient.make_variant(block, "low_rank", rank=rank),
+                     {"rank": rank, "inter_channels": block.inter_channels}),
+    }
+    with torch.no_grad():
+        z_full = block(x)
+        added = (z_full - x).abs().max().item()
+
+    def step(fn):
+        def run():
+            x.grad = None
+            block.zero_grad(set_to_none=True)
+            fn(x).sum().backward()
+        return run
+
+    steps = {name: step(fn) for name, (fn, _) in paths.items()}
+    for run in steps.values():
+        for _ in range(warmup):
+            run()
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, run in steps.items():
+            times[name] += time_call(run, repeats=1, warmup=0, device=device)
+    rows = []
+    for name, (fn, settings) in paths.items():
+        with torch.no_grad():
+            error = (fn(x) - z_full).abs().max().item()
+        rows.append({"variant": name, "shape": list(shape), "settings": settings,
+                     "seconds": statistics.median(times[name]),
+                     "peak_bytes": peak_memory(steps[name], device),
+                     "max_abs_error": error, "relative_error": error / max(added, 1e-30)})
+    for row in rows:
+        row["time_ratio"] = row["seconds"] / rows[0]["seconds"]
+        row["memory_ratio"] = row["peak_bytes"] / max(rows[0]["peak_bytes"], 1)
+    return rows
+
+
 def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = DEFAULT_REPEATS,
                   warmup: int = 2, device=None, max_reference_gib: float = 16.0, dtype=torch.float32,
                   log=print) -> dict:
@@ -93,8 +249,7 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = DEFAULT_REPE
     reference would need more than ``max_reference_gib`` are measured on the fast path only, and
     the row says why."""
     modes = tuple(modes or MODES)
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     machine = _machine(device, dtype)
     if log:
         log(f"{machine['device']}, {machine['threads']} thread(s), torch {machine['torch_version']}: "
@@ -128,9 +283,8 @@ def run_benchmark(shapes=DEFAULT_SHAPES, modes=None, repeats: int = DEFAULT_REPE
 
 def run_variant_benchmark(shapes=DEFAULT_SHAPES, repeats: int = 3, device=None, log=print,
                           **options) -> dict:
-    """:func:`~nlcourse.analysis.compare_variants` at every shape, with the machine it ran on."""
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    """:func:`compare_variants` at every shape, with the machine it ran on."""
+    device = pick_device(device)
     machine = _machine(device, torch.float32)
     rows = []
     for shape in shapes:
@@ -208,18 +362,18 @@ def _describe(row) -> str:
 # The step benchmark: whole training steps of the MNIST network, not one block. At batch 128
 # (the budgets' batch) and at batch 2, where the arithmetic is negligible and a step costs what
 # its operations cost to dispatch: the regime a GPU step of this small network is in.
-STEP_MODELS = ("none", *MODES)
+STEP_MODELS = (NO_BLOCK, *MODES)
 STEP_BATCHES = (128, 2)
 
 
-def training_step(model: str, batch_size: int, device, seed: int = 0, compiled: bool = False):
-    """One training step of the MNIST lab's network for ``model``, as :func:`~nlcourse.train.fit`
-    takes it (its fused optimizer and schedule), on a fixed random batch. Returns ``(step,
-    optimizer)``; each ``step()`` call runs one step."""
+def training_step(model: str, batch_size: int, device, budget: Budget, seed: int = 0,
+                  compiled: bool = False):
+    """One training step of MNISTNet for ``model`` (``"none"`` or a pairwise function), as
+    :func:`~nlcourse.train.fit` takes it under ``budget`` (its fused optimizer and schedule), on a
+    fixed random batch. Returns ``(step, optimizer)``; each ``step()`` call runs one step."""
     torch.manual_seed(seed)
-    net = MNISTNet(None if model == "none" else model).to(device).train()
-    quick = mnist.BUDGETS["quick"]
-    opt, sched = _optimizer(net, quick, 10 ** 9, quick.lr)
+    net = MNISTNet(model).to(device).train()
+    opt, sched = make_optimizer(net, budget, 10 ** 9, budget.lr)
     forward = torch.compile(net) if compiled else net
     x = torch.rand(batch_size, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
@@ -228,7 +382,8 @@ def training_step(model: str, batch_size: int, device, seed: int = 0, compiled: 
         opt.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(forward(x), y).backward()
         opt.step()
-        sched.step()
+        if sched is not None:
+            sched.step()
 
     return step, opt
 
@@ -254,17 +409,18 @@ def compiler_missing(device) -> str | None:
     return None if shutil.which(cxx) else f"no C++ compiler ({cxx!r} is not on PATH)"
 
 
-def run_step_benchmark(batch_sizes=STEP_BATCHES, models=STEP_MODELS, repeats: int = 30,
-                       warmup: int = 5, device=None, compile: bool = False, log=print) -> dict:
-    """Time per training step and operations dispatched per step, for the network without blocks
-    and with each f, at each batch size; with ``compile``, the same steps through
-    ``torch.compile`` as well (and its compilation time).
+def run_step_benchmark(budget: Budget, batch_sizes=STEP_BATCHES, models=STEP_MODELS,
+                       repeats: int = 30, warmup: int = 5, device=None, compile: bool = False,
+                       log=print) -> dict:
+    """Time per training step and operations dispatched per step, for MNISTNet without blocks and
+    with each f, at each batch size, each trained as ``budget`` says (the MNIST lab's quick
+    budget, from the command line); with ``compile``, the same steps through ``torch.compile`` as
+    well (and its compilation time).
 
     The models are timed in rounds, each round one step of every model in turn (the order rotated
     from round to round); ``ratio`` is the median over the rounds of a step's time over the
     baseline's in the same round, so a burst of load on a shared machine moves no ratio."""
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     machine = _machine(device, torch.float32)
     missing = compiler_missing(device) if compile else None
     variants = [(m, False) for m in models]
@@ -273,7 +429,7 @@ def run_step_benchmark(batch_sizes=STEP_BATCHES, models=STEP_MODELS, repeats: in
     room = (_recompile_room(4 * len(variants) * len(batch_sizes)) if len(variants) > len(models)
             else contextlib.nullcontext())
     with room:
-        rows = _step_rows(batch_sizes, variants, repeats, warmup, device, log)
+        rows = _step_rows(budget, batch_sizes, variants, repeats, warmup, device, log)
     result = {"machine": machine, "rows": rows}
     if compile:
         result["compile"] = "measured" if missing is None else f"skipped: {missing}"
@@ -308,12 +464,12 @@ def _graphs_compiled() -> int:
     return counters["stats"]["unique_graphs"]
 
 
-def _step_rows(batch_sizes, variants, repeats, warmup, device, log) -> list[dict]:
+def _step_rows(budget, batch_sizes, variants, repeats, warmup, device, log) -> list[dict]:
     rows = []
     for batch in batch_sizes:
         steps, compile_seconds = {}, {}
         for model, compiled in variants:
-            step, opt = training_step(model, batch, device, compiled=compiled)
+            step, opt = training_step(model, batch, device, budget, compiled=compiled)
             graphs = _graphs_compiled() if compiled else None
             start = time.perf_counter()
             for _ in range(warmup):   # the first call of a compiled step compiles it
@@ -330,7 +486,7 @@ def _step_rows(batch_sizes, variants, repeats, warmup, device, log) -> list[dict
             for key in keys[r % len(keys):] + keys[:r % len(keys)]:
                 times[key].append(_wall(steps[key][0], device))
         for (model, compiled), (step, opt) in steps.items():
-            base = times["none", compiled] if ("none", compiled) in times else None
+            base = times[NO_BLOCK, compiled] if (NO_BLOCK, compiled) in times else None
             row = {"model": model, "batch_size": batch, "compiled": compiled,
                    "seconds": statistics.median(times[model, compiled]), "repeats": repeats,
                    "optimizer": type(opt).__name__ + (" (fused)" if opt.defaults.get("fused")
@@ -370,8 +526,7 @@ def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp1
     and images: test accuracy, the predictions that change, and how far each block's attention
     maps move from float32's (largest and mean absolute difference of f / C(x), whose entries
     lie in [0, 1] for the softmax modes)."""
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     data = data if data is not None else load_mnist()  # its description goes in the record
     contexts = {p: nullcontext() if p == "fp32" else
                 torch.autocast(device.type, dtype={"bf16": torch.bfloat16,
@@ -379,7 +534,7 @@ def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp1
                 for p in precisions}
     rows = []
     for model in models:
-        net = pretrained(None if model == "none" else model).to(device).eval()
+        net = pretrained(model).to(device).eval()
         stats = {p: {"correct": 0, "changed": 0, "map_max": [0.0, 0.0], "map_sum": [0.0, 0.0],
                      "map_count": [0, 0]} for p in precisions}
         largest = [0.0, 0.0]   # the largest |f / C| of float32's maps: the scale of a difference
@@ -409,16 +564,16 @@ def run_precision_benchmark(models=STEP_MODELS, precisions=("fp32", "bf16", "fp1
             s = stats[p]
             row = {"model": model, "precision": p, "test_accuracy": s["correct"] / n,
                    "predictions_changed": s["changed"]}
-            if model != "none":
+            if model != NO_BLOCK:
                 row["map_max_abs_diff"] = s["map_max"]
                 row["map_mean_abs_diff"] = [t / c for t, c in zip(s["map_sum"], s["map_count"])]
                 row["map_max_abs"] = largest
             rows.append(row)
             if log:
-                maps_text = ("" if model == "none" else
+                maps_text = ("" if model == NO_BLOCK else
                              ", maps: largest difference from fp32 " + " / ".join(
                                  f"{v:.1e}" for v in row["map_max_abs_diff"]))
                 log(f"{model:>17} {p}: accuracy {row['test_accuracy']:.4f}, "
                     f"{row['predictions_changed']} predictions changed{maps_text}")
     return {"machine": _machine(device, torch.float32), "rows": rows,
-            "weights_sha256": {m: pretrained_sha256(None if m == "none" else m) for m in models}}
+            "weights_sha256": {m: pretrained_sha256(m) for m in models}}

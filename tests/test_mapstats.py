@@ -1,4 +1,4 @@
-"""nlcourse.analysis: FLOP formulas against the counter, and map statistics on hand-made maps."""
+"""nlcourse.mapstats: map statistics on hand-made maps, saliency and rank correlation."""
 
 from __future__ import annotations
 
@@ -7,37 +7,7 @@ import math
 import pytest
 import torch
 
-from nlcourse import MODES, MNISTNet, NonLocalBlock
-from nlcourse.analysis import block_flops, map_statistics, measured_flops, parameters
-
-SHAPES = [(2, 64, 14, 14), (1, 32, 8, 32, 32), (2, 16, 50), (1, 64, 7, 7), (1, 16, 64, 96)]
-
-
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("sub_sample", [True, False])
-def test_formula_matches_the_counted_flops_within_5_percent(mode, shape, sub_sample):
-    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2,
-                          sub_sample=sub_sample).eval()
-    counted = measured_flops(block, torch.randn(shape))
-    formula = block_flops(mode, shape, sub_sample=sub_sample)
-    assert abs(formula - counted) <= 0.05 * counted, (formula, counted)
-
-
-def test_network_flops_are_the_sum_of_its_parts():
-    net, x = MNISTNet("embedded_gaussian").eval(), torch.randn(4, 1, 28, 28)
-    without = measured_flops(MNISTNet(None).eval(), x)
-    blocks = (block_flops("embedded_gaussian", (4, 32, 14, 14))
-              + block_flops("embedded_gaussian", (4, 64, 7, 7)))
-    assert measured_flops(net, x) == without + blocks
-    assert parameters(net) == 401_530 and parameters(MNISTNet(None)) == 390_858
-
-
-def test_backward_costs_about_twice_the_forward():
-    block, x = NonLocalBlock(32, mode="embedded_gaussian"), torch.randn(2, 32, 16, 16)
-    forward = measured_flops(block, x)
-    both = measured_flops(block, x.requires_grad_(), backward=True)
-    assert 2.5 * forward <= both <= 3.5 * forward
+from nlcourse.mapstats import map_statistics
 
 
 def test_uniform_and_one_hot_maps():
@@ -82,18 +52,6 @@ def test_map_shape_errors_name_the_grids():
         map_statistics(torch.ones(1, 4, 4), (3, 3), (2, 2))
 
 
-def test_count_operations_counts_each_dispatched_call():
-    import torch
-
-    from nlcourse import MNISTNet
-    from nlcourse.analysis import count_operations
-
-    a, b = torch.rand(3), torch.rand(3)
-    assert count_operations(lambda: (a + b) * b) == 2
-    x = torch.rand(2, 1, 28, 28)
-    with_blocks = count_operations(lambda: MNISTNet("embedded_gaussian")(x).sum().backward())
-    without = count_operations(lambda: MNISTNet(None)(x).sum().backward())
-    assert with_blocks > 2 * without > 0   # two blocks add more operations than the whole CNN
 
 
 class _Linear(torch.nn.Module):
@@ -108,7 +66,7 @@ class _Linear(torch.nn.Module):
 
 
 def test_occlusion_saliency_is_the_logit_lost_per_patch():
-    from nlcourse.analysis import occlusion_saliency
+    from nlcourse.mapstats import occlusion_saliency
     torch.manual_seed(0)
     net, x = _Linear(), torch.rand(3, 1, 8, 8, dtype=torch.float64)
     target = torch.tensor([1, 4, 7])
@@ -123,7 +81,7 @@ def test_occlusion_saliency_is_the_logit_lost_per_patch():
 
 
 def test_gradient_saliency_of_a_linear_model_is_its_weight():
-    from nlcourse.analysis import gradient_saliency
+    from nlcourse.mapstats import gradient_saliency
     torch.manual_seed(0)
     net, x = _Linear(), torch.rand(2, 1, 8, 8, dtype=torch.float64)
     s = gradient_saliency(net, x, target=[3, 5])
@@ -134,7 +92,7 @@ def test_gradient_saliency_of_a_linear_model_is_its_weight():
 
 def test_rank_correlation_matches_scipy_with_ties():
     scipy_stats = pytest.importorskip("scipy.stats")
-    from nlcourse.analysis import rank_correlation
+    from nlcourse.mapstats import rank_correlation
     torch.manual_seed(0)
     a = torch.randint(0, 4, (5, 3, 3)).double()      # many ties
     b = torch.randn(5, 9)
@@ -148,7 +106,7 @@ def test_rank_correlation_matches_scipy_with_ties():
 
 
 def test_row_similarity_is_one_for_a_shared_map_and_zero_for_disjoint_rows():
-    from nlcourse.analysis import row_similarity
+    from nlcourse.mapstats import row_similarity
 
     shared = torch.softmax(torch.randn(1, 1, 9, dtype=torch.float64), -1).expand(2, 5, 9)
     assert torch.allclose(row_similarity(shared), torch.ones(2, dtype=torch.float64))
