@@ -21,12 +21,14 @@ ifdef NLCOURSE_DATA
 export NLCOURSE_DATA := $(abspath $(NLCOURSE_DATA))
 endif
 
+# The site reads the committed runs back where they exist (NLCOURSE_SOURCE=auto: the one switch
+# that changes where the labs' trained models come from); a student's run of a lab trains.
 # The book's executed pages depend on the package (its shipped weights too), the committed results
 # and the budget, none of which Jupyter Book's cache sees (it keys on each page's own source): when
 # this key changes, the cached executions and the labs' saved runs are dropped.
 BOOK_KEY = $(shell cat $$(find nlcourse -name '*.py' | sort) nlcourse/weights/manifest.json $$(find results -name '*.json' -not -path '*/smoke/*' 2>/dev/null | sort) | sha1sum | cut -c1-16)-$(or $(NLCOURSE_BUDGET),auto)
 
-.PHONY: test check book venv lock sync exercises clean
+.PHONY: test check colab book venv lock sync exercises clean
 
 venv: $(STAMP)
 
@@ -57,12 +59,20 @@ book: $(STAMP)
 	  rm -rf _build/.jupyter_cache _build/jupyter_execute _build/.doctrees notebooks/runs \
 	    results/*/smoke; \
 	  echo "$(BOOK_KEY)" > _build/.book-key; fi
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	NLCOURSE_SOURCE=auto $(BIN)/jupyter-book build . -W -n --keep-going
 
 # The whole suite: the package's tests, every notebook under nbval, and the built site in a
 # browser (so the site is built first).
 test: book
 	$(BIN)/python -m pytest
+
+# Labs 2 to 7 at the quick budget where Colab would run them: outside the repository, from their
+# install cells, in an environment with Colab's packages (tests/test_colab.py); each must finish
+# within 5 minutes besides the one model it trains. Times in _build/colab-times.txt.
+colab: $(STAMP)
+	@mkdir -p _build && rm -f _build/colab-times.txt
+	NLCOURSE_COLAB_QUICK=1 $(BIN)/python -m pytest tests/test_colab.py -k every_lab -q -s
+	@cat _build/colab-times.txt
 
 # The package's unit tests alone: no book, no notebooks, no nbgrader or Otter, no browser (the
 # tests marked slow). Minutes, for the loop of a change to nlcourse/; `make test` before pushing.

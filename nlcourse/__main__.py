@@ -26,7 +26,7 @@ from ._modes import MODES
 from .budget import NAMES
 from .data import MNISTDataError, load_mnist
 from .labs import LABS, runner
-from .provenance import results_home
+from .provenance import results_out
 from .train import PRECISIONS, SEED_LIMIT, CheckpointError, TrainingDiverged, pick_device
 from .viz import scaling_plot, use_style
 
@@ -35,7 +35,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 # What a user's input can cause, reported as it is; anything else is a bug, reported as one.
 _USER_ERRORS = (ValueError, TypeError, OSError, CheckpointError, MNISTDataError, TrainingDiverged)
 
-BUDGET_HELP = "smoke, quick or full (default: $NLCOURSE_BUDGET, else full with CUDA, quick without)"
+BUDGET_HELP = ("smoke, quick or full (default: $NLCOURSE_BUDGET, else quick; on a GPU, full for a lab "
+               "whose full budget has been run and committed)")
 
 
 class UsageError(ValueError):
@@ -214,7 +215,7 @@ def _maps(args) -> int:
 
 def _default_bench_out(result: dict):
     """The results home's bench/cpu or bench/gpu (./results/bench/... outside a checkout)."""
-    home = results_home() or Path("results")
+    home = results_out()
     return home / "bench" / ("gpu" if result["machine"]["device_type"] == "cuda" else "cpu")
 
 

@@ -3,8 +3,9 @@
 Each lab keeps its own table of the three (``nlcourse.labs.<lab>.BUDGETS``), all of one shape:
 :func:`table` builds it and checks it. The name is resolved once, where a run starts (the
 command line or a lab's ``setup``), by :func:`resolve`: an explicit name, else
-``$NLCOURSE_BUDGET``, else ``full`` on a CUDA machine and ``quick`` without. Everything below
-that takes the resolved :class:`Budget` object.
+``$NLCOURSE_BUDGET``, else ``quick`` on a CPU and, on a CUDA machine, the lab's GPU default
+(``full`` where that lab's full budget has been run and committed, ``quick`` until then).
+Everything below that takes the resolved :class:`Budget` object.
 """
 
 from __future__ import annotations
@@ -98,22 +99,24 @@ def table(examples: str, **budgets: dict) -> dict[str, Budget]:
             for name in NAMES}
 
 
-def resolve_name(budget: str | None = None) -> str:
-    """The budget's name: ``budget``, else ``$NLCOURSE_BUDGET``, else by hardware."""
+def resolve_name(budget: str | None = None, gpu_default: str = "full") -> str:
+    """The budget's name: ``budget``, else ``$NLCOURSE_BUDGET``, else by hardware:
+    ``gpu_default`` with CUDA, ``quick`` without."""
     source = "budget"
     if budget is None:
         budget, source = os.environ.get("NLCOURSE_BUDGET") or None, "NLCOURSE_BUDGET"
     if budget is None:
-        return "full" if torch.cuda.is_available() else "quick"
+        return gpu_default if torch.cuda.is_available() else "quick"
     if budget not in NAMES:
         raise ValueError(f"{source} must be one of {', '.join(map(repr, NAMES))}; got {budget!r}")
     return budget
 
 
-def resolve(budgets: dict[str, Budget], budget: str | Budget | None = None) -> Budget:
+def resolve(budgets: dict[str, Budget], budget: str | Budget | None = None,
+            gpu_default: str = "full") -> Budget:
     """The entry of a lab's table for ``budget``: a name, or None for :func:`resolve_name`. A
     :class:`Budget` is returned as it is (a test's or a reader's own settings; the run record
     keeps its every setting)."""
     if isinstance(budget, Budget):
         return budget
-    return budgets[resolve_name(budget)]
+    return budgets[resolve_name(budget, gpu_default)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["RUN_RECORD_FIELDS", "run_record", "missing_fields", "git_commit", "device_name",
-           "results_home"]
+           "results_home", "results_out"]
 
 #: What a reader needs to trust (or redo) a result; every committed results file carries all of it.
 RUN_RECORD_FIELDS = (
@@ -88,10 +88,23 @@ def missing_fields(record: dict) -> list[str]:
 
 
 def results_home() -> Path | None:
-    """The folder of committed results: ``$NLCOURSE_RESULTS``, else ``results/`` beside the
-    package in a checkout of the repository; None for an installed copy (Colab), which has none."""
+    """The folder of committed results, which the pages read: ``$NLCOURSE_RESULTS``, else
+    ``results/`` of the repository this package lives in (a checkout), else the copy installed
+    with the package (``pip install``, Colab: the same files, as package data); None if neither
+    is there."""
     if os.environ.get("NLCOURSE_RESULTS"):
         return Path(os.environ["NLCOURSE_RESULTS"]).expanduser().resolve()
-    home = _PACKAGE.parent / "results"
-    return home if (home / "README.md").exists() else None
+    for home in (_PACKAGE.parent / "results", _PACKAGE / "results"):
+        if (home / "README.md").exists():
+            return home
+    return None
 
+
+def results_out() -> Path:
+    """Where new results are written by default (a sweep, a benchmark): ``$NLCOURSE_RESULTS``,
+    else ``results/`` of the checkout, else ``results/`` in the working folder; never into an
+    installed package."""
+    home = results_home()
+    if home is not None and home != _PACKAGE / "results":
+        return home
+    return Path("results")

@@ -1,10 +1,12 @@
-"""The shape of the course a student meets: labs sit beside the chapters they
-practise, and every chapter opens with what the reader will be able to do, closes with a
-three-line summary and links its exercise."""
+"""The shape of the course a student meets: three parts walked in order, labs beside the chapters
+they practise; every page opens with the pages it builds on (all earlier in the table of
+contents), every chapter with what the reader will be able to do, and closes with a three-line
+summary and a link to its exercise."""
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-TEACHING = [part for part in TOC["parts"] if part["caption"] in
-            ("The operation", "Building and using blocks")]
+TEACHING = [part for part in TOC["parts"] if part["caption"].startswith("Part ")]
 ENTRIES = [Path(entry["file"]).with_suffix("").as_posix()
            for part in TEACHING for entry in part["chapters"]]
 CHAPTERS = [e for e in ENTRIES if e.startswith("book/")]
@@ -44,3 +45,39 @@ def test_chapter_opens_with_its_aims_and_closes_with_summary_and_exercise(chapte
     assert links, f"{chapter}: no link to an exercise after the summary"
     for link in links:
         assert (ROOT / "book" / f"{link}.md").resolve().exists(), f"{chapter}: {link} missing"
+
+
+ORDER = [Path(TOC["root"]).as_posix()] + ENTRIES
+
+
+def _builds_on(page: str) -> list[str]:
+    """The pages the page's "**Builds on:**" line links, as table-of-contents entries."""
+    source = ROOT / f"{page}.md"
+    text = source.read_text()
+    found = re.search(r"^\*\*Builds on:\*\*(.*?)(?:\n\n|\Z)", text, flags=re.M | re.S)
+    assert found, f"{page}: no '**Builds on:**' line"
+    links = re.findall(r"\]\(([^)#]+?)\.(?:md|ipynb)(?:#[^)]*)?\)", found.group(1))
+    assert links, f"{page}: its Builds on line links no page"
+    return [(source.parent / link).resolve().relative_to(ROOT).as_posix() for link in links]
+
+
+def test_the_course_has_three_parts_in_order():
+    assert [part["caption"] for part in TEACHING] == [
+        "Part 1: The operation", "Part 2: Building with blocks", "Part 3: Engineering"]
+
+
+@pytest.mark.parametrize("page", ENTRIES)
+def test_every_page_builds_only_on_earlier_pages(page):
+    for earlier in _builds_on(page):
+        assert earlier in ORDER, f"{page} builds on {earlier}, which is not in the book"
+        assert ORDER.index(earlier) < ORDER.index(page), (
+            f"{page} builds on {earlier}, which comes after it in _toc.yml")
+
+
+def test_the_order_check_can_fail(tmp_path, monkeypatch):
+    page = tmp_path / "book" / "early.md"
+    page.parent.mkdir()
+    page.write_text("# Early\n\n**Builds on:** [claims](claims.md).\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (later,) = _builds_on("book/early")
+    assert later == "book/claims"

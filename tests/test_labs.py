@@ -198,9 +198,12 @@ def test_trained_takes_each_source_as_asked(tmp_path, monkeypatch, capsys):
     again, record = runner.trained(TINY, "none", SMOKE, 0, source="auto", **options)
     assert "loaded the model trained earlier" in capsys.readouterr().out
     assert record["from_committed"] is False and torch.equal(again(x), trained_now.eval()(x))
-    monkeypatch.setenv("NLCOURSE_SOURCE", "committed")   # the site build's switch
-    assert runner.default_source() == "committed"
+    monkeypatch.delenv("NLCOURSE_SOURCE", raising=False)
+    assert runner.default_source() == "train"             # a student's run trains
+    monkeypatch.setenv("NLCOURSE_SOURCE", "committed")
     assert runner.trained(TINY, "none", SMOKE, 0, **options)[1]["from_committed"]
+    monkeypatch.setenv("NLCOURSE_SOURCE", "auto")         # the site build's switch
+    assert runner.default_source() == "auto"
     with pytest.raises(ValueError, match="source must be one of 'train', 'committed', 'auto'"):
         runner.trained(TINY, "none", SMOKE, 0, source="cache", **options)
     with pytest.raises(ValueError, match="source='committed': no run of the mnist lab's 'gaussian'"):
@@ -275,3 +278,26 @@ def test_command_line_smoke_run(tmp_path):
 def test_run_record_fields_are_the_documented_ones():
     assert RUN_RECORD_FIELDS[:3] == ("lab", "model", "command")
     assert len(set(RUN_RECORD_FIELDS)) == len(RUN_RECORD_FIELDS) == 17
+
+
+def test_the_site_build_sets_the_one_switch():
+    """make book reads committed runs back (auto); nothing else sets NLCOURSE_SOURCE."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert "NLCOURSE_SOURCE=auto $(BIN)/jupyter-book build" in makefile
+    elsewhere = [p for p in list((ROOT / "notebooks").rglob("*.md")) + list((ROOT / "book").glob("*.md"))
+                 if "NLCOURSE_SOURCE" in p.read_text()]
+    assert not elsewhere, elsewhere
+
+
+def test_no_lab_defaults_to_a_budget_that_has_never_been_run(monkeypatch, capsys):
+    """On a GPU a lab runs at full only once a full-budget run of it is committed."""
+    monkeypatch.delenv("NLCOURSE_BUDGET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name, lab in LABS.items():
+        chosen = runner.budget(lab)
+        assert chosen.name == ("full" if runner.committed(lab, "full") else "quick"), name
+        assert runner.committed(lab, chosen.name), f"{name}: no committed run at {chosen.name}"
+    assert runner.budget(LABS["mnist"]).name == "full"
+    assert runner.budget(LABS["long_range"]).name == "quick"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert all(runner.budget(lab).name == "quick" for lab in LABS.values())

@@ -36,6 +36,8 @@ ALLOWED = {
     ("book/complexity.md", "16 MiB"): "2^22 pairs x 4 bytes: the arithmetic of the threshold",
     ("book/efficient.md", "256 MiB"): "16,384 x 4,096 pairs x 4 bytes: arithmetic on the line",
     ("notebooks/01_block_anatomy.md", "8 pixels"): "how the lab's toy input is built",
+    ("notebooks/04_compare_modes.md", "8 pixels"): "how lab 1's toy input is built",
+    ("notebooks/02_train_mnist.md", "3 pixels"): "28 halved by three 2x2 max-pools (floor)",
     ("book/pitfalls.md", "100 times slower"): "the threshold the page's assert checks",
 }
 ESTIMATE = re.compile(r"\*\*Time:\*\* about \d+ minutes")   # the author's estimate of a reader's time

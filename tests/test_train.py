@@ -169,3 +169,35 @@ def test_devices_this_machine_lacks_are_refused_by_name(device, message):
     with pytest.raises(ValueError, match=message):
         pick_device(device)
     assert pick_device("cpu") == torch.device("cpu")
+
+
+def test_lab_2s_loop_written_out_gives_fits_weights():
+    """The training loop lab 2 writes out (its cell tagged training-loop) is fit's: the same
+    seed gives the same weights, step for step."""
+    import jupytext
+    from pathlib import Path
+
+    from nlcourse.train import make_optimizer
+
+    lab = Path(__file__).resolve().parents[1] / "notebooks" / "02_train_mnist.md"
+    (cell,) = [c for c in jupytext.read(lab).cells if "training-loop" in c.metadata.get("tags", [])]
+    import math
+    import time
+
+    import torch.nn.functional as F
+
+    namespace = {"math": math, "time": time, "torch": torch, "F": F,
+                 "make_optimizer": make_optimizer, "set_seed": set_seed}
+    exec(cell.source, namespace)
+    budget = Budget("smoke", epochs=2, batch_size=32)
+    nets = []
+    for trainer in (lambda net, data: namespace["train"](net, data, budget, seed=4),
+                    lambda net, data: fit(net, data, budget, seed=4, progress=False, log=None)):
+        set_seed(4)
+        net = MNISTNet("embedded_gaussian")
+        history = trainer(net, tiny_data(96, 64))
+        nets.append((net, history))
+    (loop, loop_history), (fitted, fit_history) = nets
+    for (name, a), b in zip(loop.state_dict().items(), fitted.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
+    assert [h["test_accuracy"] for h in loop_history] == [h["test_accuracy"] for h in fit_history]

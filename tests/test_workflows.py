@@ -203,6 +203,7 @@ def test_drift_runs_the_course_weekly_on_the_newest_and_the_oldest_releases():
                for run in _runs(lower))
     for job in (newest, lower):
         assert ".ci/run" in _runs(job)
+    assert "make colab" in _runs(drift["jobs"]["colab"])     # the labs as in Colab, weekly
 
 
 def test_ci_and_publish_install_the_lock():

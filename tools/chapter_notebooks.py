@@ -2,13 +2,12 @@
 """The chapters as notebooks that run in Colab: ``book/colab/<chapter>.ipynb``, one per page of
 ``book/`` in the table of contents, generated from its MyST source (commit the result).
 
-A chapter reads the repository's committed results (``results/``), its table of contents and its
-own folder, none of which an installed package has. So the notebook's first cell, in Colab (no
-``nlcourse`` importable), clones the repository at the book's own ref, installs the package from
-that clone (keeping Colab's torch), points ``NLCOURSE_RESULTS`` at the clone's results and runs
-from the clone's ``book/`` folder, as the site's build does. In a checkout it only moves to
-``book/``. ``myst_nb.glue``, the build's way of handing a number to the text, becomes a no-op
-outside the build (the numbers are printed by the cells, and filled into the text on the site).
+A chapter reads the course's committed results, which the package installs with itself (as
+``nlcourse/results``). So the notebook's first cell, in Colab (no ``nlcourse`` importable),
+installs the package at the book's own ref with the extras that chapter uses (keeping Colab's
+torch), and nothing else: no clone. In a checkout it only moves to ``book/``, as the site's build
+runs. ``myst_nb.glue``, the build's way of handing a number to the text, becomes a no-op outside
+the build (the numbers are printed by the cells, and filled into the text on the site).
 
     python tools/chapter_notebooks.py --write   # (re)write book/colab/*.ipynb
     python tools/chapter_notebooks.py --check   # exit 1 naming each notebook out of date
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -32,25 +32,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from course_setting import read_setting  # noqa: E402  (the one setting of the course)
 
 OUT = ROOT / "book" / "colab"
-CLONE = "nlcourse-repo"
 
 SETUP = '''\
-# Colab: this chapter reads the course's committed results, so it runs in a copy of the
-# repository at this book's own version. In a checkout of the repository it runs as it is.
+# Colab: install the course package at this book's own version, with the committed results the
+# chapter reads (they come with the package). In a checkout of the repository it runs as it is.
 import importlib.util, os, pathlib, subprocess, sys, types
 if importlib.util.find_spec("nlcourse") is None:
-    if not pathlib.Path("{clone}").exists():
-        subprocess.run(["git", "clone", "-q", "{url}", "{clone}"], check=True)
-        subprocess.run(["git", "-C", "{clone}", "checkout", "-q", "{ref}"], check=True)
     # pip keeps Colab's torch and torchvision: nlcourse asks only for torch>=2.5, torchvision>=0.20
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "./{clone}[labs]"], check=True)
-    os.environ["NLCOURSE_RESULTS"] = str(pathlib.Path("{clone}/results").resolve())
-    os.chdir("{clone}/book")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "nlcourse[{extras}] @ git+{url}@{ref}"], check=True)
 elif pathlib.Path.cwd().name == "colab":
     os.chdir("..")      # a checkout: run from book/, as the site's build does
 if importlib.util.find_spec("myst_nb") is None:
     # On the site, glue() hands a number to the text; here the cells print what matters.
     sys.modules["myst_nb"] = types.SimpleNamespace(glue=lambda name, value, display=True: None)'''
+
+
+def extras(source: str) -> str:
+    """The package's extras a chapter needs: ``labs`` always, ``export`` where it runs ONNX."""
+    return "labs,export" if re.search(r"^\s*import onnx", source, re.M) else "labs"
 
 
 def chapters(root: Path = ROOT) -> list[Path]:
@@ -76,8 +76,8 @@ def notebook(md: Path, ref: str | None = None, root: Path = ROOT) -> str:
         "the numbers the cells compute are written into the text, the references resolved and "
         "the figures explained; run it here to change the code and see what follows.\n",
         fmt="md:myst").cells[0]
-    setup = jupytext.reads(f"```{{code-cell}} ipython3\n{SETUP.format(clone=CLONE, url=setting.url, ref=ref or setting.branch)}\n```\n",
-                           fmt="md:myst").cells[0]
+    code = SETUP.format(extras=extras(md.read_text()), url=setting.url, ref=ref or setting.branch)
+    setup = jupytext.reads(f"```{{code-cell}} ipython3\n{code}\n```\n", fmt="md:myst").cells[0]
     setup.metadata["tags"] = ["remove-cell"]
     nb.cells = [intro, setup, *nb.cells]
     for k, cell in enumerate(nb.cells):

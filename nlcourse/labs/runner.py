@@ -10,8 +10,9 @@ cell of a notebook (:func:`setup`), a training run (:func:`run`), a sweep over m
 
 Where a trained model comes from is :func:`trained`'s ``source``: ``"train"`` (train it now),
 ``"committed"`` (read back the run committed in ``results/``) or ``"auto"`` (an earlier run of
-this folder, else the committed one, else train; it says which). Its default is
-``$NLCOURSE_SOURCE``, which only the site build sets, else ``"auto"``.
+this folder, else the committed one, else train; it says which). Its default is ``"train"``, so
+a student who runs a lab trains what the lab is about; the site build sets one switch,
+``NLCOURSE_SOURCE=auto`` (``make book``), so that the site reads the committed runs back.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from torch import nn
 from .. import distributed
 from ..budget import Budget, resolve
 from ..cost import parameters
-from ..provenance import git_commit, results_home, run_record
+from ..provenance import git_commit, results_home, results_out, run_record
 from ..train import (CheckpointError, batch_plan, check_seed, fit, load_checkpoint, load_weights,
                      pick_device, save_checkpoint, set_seed)
 from ..train import precision as describe_precision
 from .lab import Lab, check_model
 
-__all__ = ["SOURCES", "default_source", "budget", "setup", "run", "sweep", "trained",
+__all__ = ["SOURCES", "default_source", "gpu_default", "budget", "setup", "run", "sweep", "trained",
            "load", "committed", "committed_run", "results", "results_dir", "load_results",
            "summarise", "read_back"]
 
@@ -45,10 +46,16 @@ SOURCES = ("train", "committed", "auto")
 
 # -- where a run starts: the budget is resolved here, once ----------------------------------------
 
+def gpu_default(lab: Lab) -> str:
+    """The budget ``lab`` runs at on a GPU when none is named: ``full`` once a full-budget run of
+    it is committed (so its time and its asserts there are known), else ``quick``."""
+    return "full" if committed(lab, "full") else "quick"
+
+
 def budget(lab: Lab, name: str | Budget | None = None) -> Budget:
-    """``lab``'s :class:`~nlcourse.budget.Budget` for a name (None: ``$NLCOURSE_BUDGET``, else by
-    hardware)."""
-    return resolve(lab.budgets, name)
+    """``lab``'s :class:`~nlcourse.budget.Budget` for a name (None: ``$NLCOURSE_BUDGET``, else
+    ``quick`` on a CPU and :func:`gpu_default` on a GPU)."""
+    return resolve(lab.budgets, name, gpu_default(lab))
 
 
 def setup(lab: Lab, budget_name: str | Budget | None = None, seed: int = 0, device=None):
@@ -58,6 +65,10 @@ def setup(lab: Lab, budget_name: str | Budget | None = None, seed: int = 0, devi
     dev = pick_device(device, verbose=True)
     set_seed(seed)
     print(f"{lab.name} lab, budget {chosen.name} ({chosen.description}); seed {seed}")
+    if (budget_name is None and not os.environ.get("NLCOURSE_BUDGET") and dev.type == "cuda"
+            and chosen.name == "quick"):
+        print(f"(the {lab.name} lab's full budget has not been run and committed yet, so a GPU "
+              f"runs it at quick; BUDGET = \"full\" asks for it anyway)")
     return chosen, dev
 
 
@@ -151,9 +162,9 @@ def load(lab: Lab, path: str | Path, map_location="cpu") -> nn.Module:
 # -- where a trained model comes from ---------------------------------------------------------------
 
 def default_source() -> str:
-    """:func:`trained`'s source when none is given: ``$NLCOURSE_SOURCE`` (the site build sets it),
-    else ``"auto"``."""
-    chosen = os.environ.get("NLCOURSE_SOURCE") or "auto"
+    """:func:`trained`'s source when none is given: ``$NLCOURSE_SOURCE`` (the site build sets it
+    to ``"auto"``), else ``"train"``."""
+    chosen = os.environ.get("NLCOURSE_SOURCE") or "train"
     if chosen not in SOURCES:
         raise ValueError(f"NLCOURSE_SOURCE must be one of {', '.join(map(repr, SOURCES))}; "
                          f"got {chosen!r}")
@@ -232,10 +243,9 @@ def trained(lab: Lab, model: str, budget: Budget, seed: int = 0, *, source: str 
 # -- many runs ------------------------------------------------------------------------------------
 
 def results_dir(lab: Lab, folder: str) -> Path:
-    """Where ``lab``'s results for ``folder`` (a budget's name, or a named set such as
-    ``full-cpu``) live: in the committed results home, else under ``results/`` here."""
-    home = results_home()
-    return (home if home is not None else Path("results")) / lab.name / folder
+    """Where a sweep writes ``lab``'s results for ``folder`` (a budget's name, or a named set such
+    as ``full-cpu``) by default: under :func:`~nlcourse.provenance.results_out`."""
+    return results_out() / lab.name / folder
 
 
 def _result_path(out: Path, model: str, seed: int) -> Path:
@@ -292,11 +302,13 @@ def committed(lab: Lab, folder: str) -> list[dict]:
 
 
 def results(lab: Lab, folder: str | Path) -> list[dict]:
-    """Every results file of a folder: a name (``"quick"``, ``"full-cpu"``) under
-    :func:`results_dir`, or a path. Sorted by model (in the lab's order) then seed."""
+    """Every results file of a folder: a name (``"quick"``, ``"full-cpu"``) in the committed
+    results (:func:`committed`, which must hold it), or a path. Sorted by model (in the lab's
+    order) then seed."""
     path = Path(folder)
     if isinstance(folder, str) and len(path.parts) == 1:
-        path = results_dir(lab, folder)
+        home = results_home()
+        path = (home if home is not None else results_out()) / lab.name / folder
     return load_results(path, order=lab.models)
 
 

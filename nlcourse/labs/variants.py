@@ -25,7 +25,7 @@ load_data = mnist.load_data
 
 def build(model: str, **options) -> MNISTNet:
     """MNISTNet (embedded Gaussian) with both blocks replaced by the variant ``model`` (its
-    :data:`SETTINGS`, updated by ``options``); "progressive" keeps the full blocks (frozen at
+    ``SETTINGS``, updated by ``options``); "progressive" keeps the full blocks (frozen at
     first, by the epoch hook)."""
     check_model(model, MODELS, "variants")
     net = MNISTNet(MODE)
