@@ -2,7 +2,8 @@
 check-jsonschema's vendored copy), and does what the course needs: ci.yml runs .ci/run on pushes
 and pull requests with its caches; publish.yml pins the notebooks' install cells to the commit
 it publishes before it builds, with the committed results and the quick budget (never smoke),
-and deploys to GitHub Pages; linkcheck.yml checks the links every week; drift.yml runs the
+and deploys to GitHub Pages; release.yml does the same on a version tag (tests/test_release.py);
+linkcheck.yml checks the links every week; drift.yml runs the
 course every week on the newest releases and on the oldest that requirements.txt allows."""
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def _uses(job: dict, action: str) -> list[dict]:
 
 
 def test_the_workflows_exist():
-    assert [p.name for p in FILES] == ["ci.yml", "drift.yml", "linkcheck.yml", "publish.yml"]
+    assert [p.name for p in FILES] == ["ci.yml", "drift.yml", "linkcheck.yml", "publish.yml",
+                                       "release.yml"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -150,17 +152,34 @@ def test_publish_pins_the_install_cells_before_it_builds():
     assert _pin_step(build) < _build_step(build)
 
 
-def test_the_pin_step_really_pins(tmp_path):
-    """Run the publish workflow's own pin command, with a commit for ${{ github.sha }}, on a copy
-    of the course: every notebook's install cell then installs that commit."""
+def _course_setting():
     sys.path.insert(0, str(ROOT / "tools"))
     try:
         import course_setting as cs
     finally:
         sys.path.pop(0)
-    build = _load("publish.yml")["jobs"]["build"]
-    command = _runs(build)[_pin_step(build)]
-    for name in ("_config.yml", "README.md", "pyproject.toml", cs.PUBLISH, "tools/course_setting.py"):
+    return cs
+
+
+def installed_refs(root: Path) -> dict[str, set[str]]:
+    """Every notebook of a tree (labs, exercises, student versions, the chapters' runnable
+    notebooks) and the refs its install cell names."""
+    cs = _course_setting()
+    url = re.escape(cs.read_setting(root).url)
+    paths = [p for md in cs.notebook_sources(root) for p in (md, md.with_suffix(".ipynb"))
+             if p.exists()] + sorted((root / "book" / "colab").glob("*.ipynb"))
+    return {p.relative_to(root).as_posix(): set(re.findall(rf"git\+{url}@([^\s\"'\\]+)",
+                                                             p.read_text()))
+            for p in paths}
+
+
+def run_pin_step(tmp_path: Path, command: str) -> Path:
+    """Run a workflow's pin command on a copy of the course (what it reads and writes)."""
+    cs = _course_setting()
+    for name in ("_config.yml", "_toc.yml", "README.md", "pyproject.toml", cs.PUBLISH,
+                 "tools/course_setting.py", "tools/chapter_notebooks.py",
+                 *(p.relative_to(ROOT).as_posix() for p in ROOT.glob("book/*.md")),
+                 *(p.relative_to(ROOT).as_posix() for p in ROOT.glob("book/colab/*.ipynb"))):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     for md in cs.notebook_sources(ROOT):
@@ -168,13 +187,24 @@ def test_the_pin_step_really_pins(tmp_path):
             target = tmp_path / path.relative_to(ROOT)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-    command = command.replace("${{ github.sha }}", SHA).replace(".venv/bin/python", sys.executable)
+    command = command.replace(".venv/bin/python", sys.executable)
     subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True, capture_output=True)
-    setting = cs.read_setting(tmp_path)
-    assert cs.check(tmp_path, ref=SHA) == []
-    for md in cs.notebook_sources(tmp_path):
-        for path in (p for p in (md, md.with_suffix(".ipynb")) if p.exists()):
-            assert f"git+{setting.url}@{SHA}" in path.read_text(), path
+    return tmp_path
+
+
+def test_the_pin_step_really_pins(tmp_path):
+    """Run the publish workflow's own pin command, with a commit for ${{ github.sha }}, on a copy
+    of the course: every notebook's install cell, the chapters' too, then installs that commit."""
+    build = _load("publish.yml")["jobs"]["build"]
+    command = _runs(build)[_pin_step(build)].replace("${{ github.sha }}", SHA)
+    root = run_pin_step(tmp_path, command)
+    assert _course_setting().check(root, ref=SHA) == []
+    refs = installed_refs(root)
+    assert any(name.startswith("book/colab/") for name in refs)
+    assert {name: r for name, r in refs.items() if r != {SHA}} == {}
+    # and the committed tree names the branch, so the check above could fail
+    assert all(r == {_course_setting().read_setting(ROOT).branch}
+               for r in installed_refs(ROOT).values())
 
 
 def test_linkcheck_runs_weekly():
