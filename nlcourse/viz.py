@@ -7,15 +7,16 @@ cards instead of dark text on a dark page.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import torch
 
 from .blocks import NonLocalBlock
 
 __all__ = ["use_style", "block_diagram", "map_geometry", "key_weights_on_image", "query_centre",
-           "stroke_queries",
-           "attention_overlay", "interactive_query_figure", "offline_html", "map_explorer",
-           "scaling_plot"]
+           "stroke_queries", "attention_overlay", "describe_query_map", "interactive_query_figure",
+           "offline_html", "map_explorer", "scaling_plot"]
 
 
 def use_style() -> None:
@@ -96,12 +97,12 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     arrow((fb["x"], fb["bottom"]), (yb["x"] - 0.9, yb["top"]), f"map f/C: {shape(N, M)}",
           side="left")
     arrow((gg["x"], gg["bottom"]), (yb["x"] + 0.9, yb["top"]), "g: " + shape(M, Cp))
-    wb = box(6.0, 3.0, "W: 1x1 conv + BN\n(BN scale starts at 0)", w=3.0, h=0.9)
+    wb = box(6.0, 3.0, "$W_z$: 1x1 conv + BN\n(BN scale starts at 0)", w=3.0, h=0.9)
     arrow((yb["x"], yb["bottom"]), (wb["x"], wb["top"]), f"y, reshaped: {shape(Cp, *spatial)}")
     ax.add_patch(Circle((6.0, 1.45), 0.3, fc="white", ec="#333333", lw=1.1))
     ax.text(6.0, 1.45, "+", ha="center", va="center", fontsize=13)
-    arrow((wb["x"], wb["bottom"]), (6.0, 1.75), f"W y: {grid}")
-    zb = box(6.0, 0.25, f"output z = W y + x\n{grid}", "out", w=3.4, h=0.8)
+    arrow((wb["x"], wb["bottom"]), (6.0, 1.75), f"$W_z y$: {grid}")
+    zb = box(6.0, 0.25, f"output $z = W_z y + x$\n{grid}", "out", w=3.4, h=0.8)
     arrow((6.0, 1.15), (6.0, zb["top"]))
     # The residual: around every box, along the left margin, into the sum.
     left = -0.55
@@ -194,43 +195,80 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     return ax
 
 
+def describe_query_map(nl_map, geometry: dict, query: int, top: int = 5) -> str:
+    """In words, what one query's row of a map does: where its largest weight lies and how much
+    of the weight its ``top`` largest keys hold against an even spread. The text alternative of
+    a map figure, and the summary beside the interactive one."""
+    row = np.asarray(nl_map, dtype=np.float64)[query]
+    k, px = geometry["key_grid"], geometry["key_px"]
+    top = min(top, row.size)
+    best = int(row.argmax())
+    kr, kc = divmod(best, k)
+    r, c = query_centre(query, geometry)
+    where = (f"the key covering rows {kr * px}-{(kr + 1) * px - 1} and columns "
+             f"{kc * px}-{(kc + 1) * px - 1}")
+    text = (f"The query at pixel ({r:.1f}, {c:.1f}) gives its largest weight, {row.max():.3f}, "
+            f"to {where}")
+    if (row >= 0).all() and row.sum() > 0:
+        share = np.sort(row)[::-1][:top].sum() / row.sum()
+        text += (f"; its {top} largest of {row.size} keys hold {share:.0%} of its weight "
+                 f"(an even spread would give them {top / row.size:.0%})")
+    return text + "."
+
+
 def interactive_query_figure(image, nl_map, title: str = ""):
     """A plotly figure with a slider over every query position of one map: works in a static
     page, without a kernel and without the network (plotly.js is embedded from the package).
 
-    ``nl_map`` is one image's (N, M) map. Returns the figure; ``offline_html(fig)`` embeds it.
+    ``nl_map`` is one image's (N, M) map. Each query's weights are drawn at the keys' own
+    resolution (M numbers to four digits, placed over the image) on one overlay that the slider
+    restyles, so the page carries tens of kilobytes, not megabytes. Returns the figure;
+    ``offline_html(fig, description)`` embeds it.
     """
     import plotly.graph_objects as go  # heavy: import nlcourse stays light
 
+    image = np.asarray(image)
+    size = image.shape[0]
     nl_map = np.asarray(nl_map, dtype=np.float64)
-    geometry = map_geometry(*nl_map.shape, image_size=np.asarray(image).shape[0])
+    geometry = map_geometry(*nl_map.shape, image_size=size)
+    k, px = geometry["key_grid"], geometry["key_px"]
+    shown = min(k, -(-size // px))            # key rows and columns that start on the image
+    # Key row r (from the top) covers image rows r*px .. r*px + px - 1; the figure's y axis runs
+    # upwards, so row r's centre is at y = size - 1 - (r*px + (px - 1)/2).
+    y0 = size - 1 - ((shown - 1) * px + (px - 1) / 2)
+
+    def weights(q):   # one query's key weights, rows flipped for the upward y axis, 4 digits
+        return [[float(f"{w:.4g}") for w in row]
+                for row in nl_map[q].reshape(k, k)[:shown, :shown][::-1]]
+
     fig = go.Figure()
-    fig.add_trace(go.Heatmap(z=np.asarray(image)[::-1], colorscale="gray", showscale=False,
+    fig.add_trace(go.Heatmap(z=image[::-1], colorscale="gray", showscale=False,
                              hoverinfo="skip"))
+    # One overlay; each step of the slider gives it another query's weights (restyling one trace
+    # keeps the page small: a trace per query would repeat the layout 196 times).
+    fig.add_trace(go.Heatmap(z=weights(0), x0=(px - 1) / 2, dx=px, y0=y0, dy=px,
+                             colorscale="Magma", opacity=0.65,
+                             colorbar=dict(title=dict(text="weight", side="top"),
+                                           orientation="h", y=-0.02, yanchor="top",
+                                           len=0.9, thickness=12),
+                             hovertemplate="key at x %{x}, y %{y}: weight %{z:.4f}"
+                                           "<extra></extra>"))
     steps = []
     for q in range(nl_map.shape[0]):
-        painted = key_weights_on_image(nl_map[q], geometry, np.asarray(image).shape[0])[::-1]
         r, c = query_centre(q, geometry)
-        fig.add_trace(go.Heatmap(z=painted, colorscale="Magma", opacity=0.65, visible=q == 0,
-                                 colorbar=dict(title=dict(text="weight", side="top"),
-                                               orientation="h", y=-0.02, yanchor="top",
-                                               len=0.9, thickness=12),
-                                 zmin=np.nanmin(painted),
-                                 zmax=np.nanmax(painted),
-                                 hovertemplate="x %{x}, y %{y}: weight %{z:.4f}<extra></extra>"))
         steps.append(dict(method="update", label=f"{divmod(q, geometry['grid'])}",
-                          args=[{"visible": [True] + [k == q for k in range(nl_map.shape[0])]},
-                                {"shapes": [_cross(r, c, np.asarray(image).shape[0])]}]))
+                          args=[{"z": [weights(q)]}, {"shapes": [_cross(r, c, size)]}, [1]]))
     r, c = query_centre(0, geometry)
     # No fixed width: the page gives the figure its width (a phone's too), the colour bar lies
-    # under the image, and the slider's 196 tick labels are hidden (the current one is printed).
+    # under the image, and the slider's tick labels are hidden (the current one is printed).
     fig.update_layout(title=title, autosize=True, height=600,
-                      shapes=[_cross(r, c, np.asarray(image).shape[0])],
+                      shapes=[_cross(r, c, size)],
                       sliders=[dict(steps=steps, pad=dict(t=70), ticklen=0, minorticklen=0,
                                     font=dict(color="rgba(0,0,0,0)", size=1),
                                     currentvalue=dict(prefix="query (row, col): ",
                                                       font=dict(color="#333333", size=13)))],
-                      xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x"),
+                      xaxis=dict(visible=False, range=[-0.5, size - 0.5]),
+                      yaxis=dict(visible=False, scaleanchor="x", range=[-0.5, size - 0.5]),
                       margin=dict(l=10, r=10, t=40, b=10), paper_bgcolor="white",
                       plot_bgcolor="white")
     return fig
@@ -242,12 +280,20 @@ def _cross(r: float, c: float, size: int) -> dict:
                 line=dict(color="#00e5ff", width=3))
 
 
-def offline_html(fig):
-    """Display a plotly figure with plotly.js embedded in the page (no CDN, works offline)."""
+def offline_html(fig, description: str):
+    """Display a plotly figure with plotly.js embedded in the page (no CDN, works offline), in a
+    figure element whose caption says in words what it shows (for a screen reader, and for a
+    reader whose browser runs no JavaScript)."""
     from IPython.display import HTML  # heavy: import nlcourse stays light
 
-    return HTML(fig.to_html(include_plotlyjs=True, full_html=False, default_width="100%",
-                            config={"responsive": True, "displaylogo": False}))
+    if not description or not description.strip():
+        raise ValueError("description must say in words what the figure shows (its text "
+                         "alternative); got an empty string")
+    plot = fig.to_html(include_plotlyjs=True, full_html=False, default_width="100%",
+                       config={"responsive": True, "displaylogo": False})
+    text = html.escape(description.strip())
+    return HTML(f'<figure class="nlcourse-interactive" role="group" aria-label="{text}">{plot}'
+                f'<figcaption>{text}</figcaption></figure>')
 
 
 def map_explorer(model, images, labels=None):

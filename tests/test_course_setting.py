@@ -125,7 +125,8 @@ def test_a_setting_colab_cannot_open_is_refused(tmp_path, url):
 def course(tmp_path):
     """The files the setting drives, copied, then written from the setting (so the copy starts in
     agreement whatever the state of the checkout's notebooks)."""
-    for name in ("_config.yml", "README.md", "pyproject.toml", cs.PUBLISH, "tools/course_setting.py"):
+    for name in ("_config.yml", "README.md", "pyproject.toml", cs.PUBLISH, cs.CITATION,
+                 "tools/course_setting.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     for md in NOTEBOOKS:
@@ -175,7 +176,7 @@ def test_a_fork_changes_one_line(course):
                                                  "url: https://github.com/alice/nl-course")
                       .replace(f"branch: {SETTING.branch}", "branch: trunk"))
     stale = _files(cs.check(course))
-    assert {"README.md", "pyproject.toml", "_config.yml", cs.PUBLISH} <= stale
+    assert {"README.md", "pyproject.toml", "_config.yml", cs.PUBLISH, cs.CITATION} <= stale
     assert {str(p.relative_to(course)) for md in cs.notebook_sources(course)
             for p in (md, md.with_suffix(".ipynb")) if p.exists()} <= stale
     run = subprocess.run([sys.executable, str(course / "tools/course_setting.py"), "--write"],
@@ -186,6 +187,7 @@ def test_a_fork_changes_one_line(course):
     assert "git+https://github.com/alice/nl-course@trunk" in text
     assert "https://alice.github.io/nl-course/" in (course / "pyproject.toml").read_text()
     assert "branches: [trunk]" in (course / cs.PUBLISH).read_text()
+    assert "repository-code: https://github.com/alice/nl-course" in (course / cs.CITATION).read_text()
     assert "nlcourse/nlcourse" not in text
 
 

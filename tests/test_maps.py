@@ -114,3 +114,47 @@ def test_stroke_queries_finds_the_inkiest_cell_for_one_image_or_a_batch():
     assert int(viz.stroke_queries(images[1, 0], geometry)) == 6 * 14 + 4
     with pytest.raises(ValueError, match=r"images must be \(\.\.\., H, W\) with H, W >= 28"):
         viz.stroke_queries(torch.zeros(20, 20), geometry)
+
+
+@pytest.mark.parametrize("shape", [(196, 49), (49, 9)])
+def test_the_interactive_figure_puts_each_key_weight_over_the_pixels_it_covers(shape):
+    """The explorer draws keys at their own resolution; read back pixel by pixel it must be the
+    painted map (key_weights_on_image), for every query the slider offers."""
+    pytest.importorskip("plotly")
+    from nlcourse import viz
+
+    rng = np.random.default_rng(0)
+    nl_map = rng.random(shape)
+    fig = viz.interactive_query_figure(rng.random((28, 28)), nl_map)
+    overlay = fig.data[1]
+    geometry = viz.map_geometry(*shape)
+    steps = fig.layout.sliders[0].steps
+    assert len(steps) == shape[0]
+    for q in (0, shape[0] // 2, shape[0] - 1):
+        z = np.asarray(steps[q].args[0]["z"][0])
+        painted = viz.key_weights_on_image(nl_map[q], geometry)
+        for row in range(28):
+            for col in range(28):
+                i = round((27 - row - overlay.y0) / overlay.dy)
+                j = round((col - overlay.x0) / overlay.dx)
+                inside = 0 <= i < z.shape[0] and 0 <= j < z.shape[1]
+                assert inside == (not np.isnan(painted[row, col])), (q, row, col)
+                if inside:
+                    assert z[i, j] == pytest.approx(painted[row, col], rel=1e-3)
+
+
+def test_every_map_figure_has_words():
+    """The text alternative names where the weight goes; an interactive figure needs one."""
+    pytest.importorskip("plotly")
+    pytest.importorskip("IPython")
+    from nlcourse import viz
+
+    row = np.full(49, 0.5 / 48)
+    row[3 * 7 + 5] = 0.5
+    text = viz.describe_query_map(row[None], viz.map_geometry(196, 49), 0)
+    assert "rows 12-15 and columns 20-23" in text and "hold 54%" in text and "10%" in text
+    fig = viz.interactive_query_figure(np.zeros((28, 28)), np.tile(row, (196, 1)))
+    html = viz.offline_html(fig, "a map, in words").data
+    assert 'aria-label="a map, in words"' in html and "<figcaption>a map, in words" in html
+    with pytest.raises(ValueError, match="description must say in words"):
+        viz.offline_html(fig, "  ")

@@ -10,6 +10,7 @@ Everything else that names the repository is derived from that setting and writt
   and the exact commit being published in the publish workflow (``--ref``);
 - the links block of ``README.md`` (between the ``course-setting`` markers);
 - ``[project.urls]`` of ``pyproject.toml``;
+- ``repository-code`` and ``url`` of ``CITATION.cff``;
 - ``html.baseurl`` of ``_config.yml`` (the GitHub Pages address);
 - the branch whose pushes ``.github/workflows/publish.yml`` publishes.
 
@@ -344,6 +345,36 @@ def write_config(setting: Setting, root: Path = ROOT) -> bool:
     return new != text
 
 
+CITATION = "CITATION.cff"
+
+
+def _citation_lines(setting: Setting) -> dict[str, str]:
+    return {"repository-code": setting.url, "url": setting.pages_url}
+
+
+def check_citation(setting: Setting, root: Path = ROOT) -> list[str]:
+    path = root / CITATION
+    if not path.exists():
+        return []
+    cff = yaml.safe_load(path.read_text()) or {}
+    return [f"{CITATION}: {key} is {cff.get(key)!r}, but the setting gives {value!r}"
+            for key, value in _citation_lines(setting).items() if cff.get(key) != value]
+
+
+def write_citation(setting: Setting, root: Path = ROOT) -> bool:
+    """Rewrite the two top-level lines, so the file's comments and layout stay."""
+    path = root / CITATION
+    if not path.exists():
+        return False
+    text = path.read_text()
+    new = text
+    for key, value in _citation_lines(setting).items():
+        new = re.sub(rf"^{re.escape(key)}:.*$", f"{key}: {value}", new, count=1, flags=re.M)
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
 # --- the whole --------------------------------------------------------------------------------
 
 PUBLISH = ".github/workflows/publish.yml"
@@ -391,7 +422,8 @@ def check(root: Path = ROOT, ref: str | None = None) -> list[str]:
     for md in notebook_sources(root):
         problems += check_notebook(md, setting, ref, root)
     return problems + check_readme(setting, root) + check_pyproject(setting, root) \
-        + check_config(setting, root) + check_publish(setting, root)
+        + check_config(setting, root) + check_publish(setting, root) \
+        + check_citation(setting, root)
 
 
 def write(root: Path = ROOT, ref: str | None = None) -> list[Path]:
@@ -399,7 +431,8 @@ def write(root: Path = ROOT, ref: str | None = None) -> list[Path]:
     setting = read_setting(root)
     changed = [path for md in notebook_sources(root) for path in write_notebook(md, setting, ref)]
     for name, writer in (("README.md", write_readme), ("pyproject.toml", write_pyproject),
-                         ("_config.yml", write_config), (PUBLISH, write_publish)):
+                         ("_config.yml", write_config), (PUBLISH, write_publish),
+                         (CITATION, write_citation)):
         if writer(setting, root):
             changed.append(root / name)
     return changed

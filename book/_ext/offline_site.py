@@ -7,6 +7,14 @@
 - The theme's light/dark switch logs an error when no default mode is set; it is set to "auto".
 - ``static/nlcourse.css``: what the theme leaves to the course (long inline code on phones).
 
+Light pages (what a reader downloads):
+
+- The theme's icon-font script (``fontawesome.js``, 1.5 MB on every page) is dropped from every
+  page and from ``_static``; ``static/nlcourse-icons.css`` draws the few icons the theme uses
+  (``tools/icons.py``).
+- A page with a plotly figure carries plotly.js inline (``nlcourse.viz.offline_html``, so that a
+  notebook works offline on its own); on the site it is loaded once from ``_static`` instead.
+
 Launch buttons that open something that runs:
 
 - An exercise page shows the solution notebook, but its Colab and Binder buttons open the
@@ -16,8 +24,11 @@ Launch buttons that open something that runs:
   repository's committed results. Its buttons open ``book/colab/<chapter>.ipynb`` instead, the
   notebook ``tools/chapter_notebooks.py`` generates from it, whose first cell fetches the
   repository at the book's version; a chapter without one (no code) gets no launch buttons.
+  Its download menu's ``.ipynb`` is that same notebook (MyST-NB's own ``.ipynb`` of a chapter
+  imports ``myst_nb`` and has no install cell, so it does not run outside the build).
 """
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -62,6 +73,17 @@ def _student_copy(app, pagename: str) -> str | None:
     return STUDENT + name
 
 
+def _chapter_copy(app, stem: str) -> str | None:
+    """Copy a chapter's runnable notebook next to the page's sources; its path there, or None."""
+    notebook = Path(app.srcdir) / CHAPTER_NOTEBOOKS / f"{stem}.ipynb"
+    if not notebook.exists():
+        return None
+    target = Path(app.outdir) / "_sources" / CHAPTER_NOTEBOOKS / f"{stem}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(notebook, target)
+    return f"{CHAPTER_NOTEBOOKS}{stem}.ipynb"
+
+
 def _launch_targets(app, pagename, templatename, context, doctree):
     buttons = context.get("header_buttons")
     if not buttons:
@@ -81,6 +103,16 @@ def _launch_targets(app, pagename, templatename, context, doctree):
         if label == "launch-buttons" and exercise:
             for link in button.get("buttons", []):
                 link["url"] = link["url"].replace(EXERCISES, STUDENT, 1)
+        if label == "download-buttons" and chapter:
+            copied = _chapter_copy(app, pagename[len("book/"):])
+            links = [b for b in button["buttons"] if b.get("label") != "download-notebook-button"]
+            if copied:
+                links.insert(0, {
+                    "type": "link", "url": f"{context['pathto']('_sources', 1)}/{copied}",
+                    "text": ".ipynb", "icon": "fas fa-code",
+                    "tooltip": "Download the chapter as a notebook that installs the course and runs",
+                    "label": "download-notebook-button"})
+            button["buttons"] = links
         if label == "download-buttons" and exercise:
             copied = _student_copy(app, pagename)
             if copied:
@@ -91,6 +123,39 @@ def _launch_targets(app, pagename, templatename, context, doctree):
                     "label": "download-student-button"})
         kept.append(button)
     context["header_buttons"] = kept
+
+
+FONTAWESOME = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
+
+
+def _plotly_js() -> str | None:
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError:
+        return None
+    return get_plotlyjs()
+
+
+def _lighten(app, exception):
+    """After an HTML build: drop the icon font's script, and serve plotly.js from _static."""
+    if exception is not None or app.builder.format != "html":
+        return
+    out = Path(app.outdir)
+    for leftover in (out / "_static" / "scripts").glob("fontawesome.js*"):
+        leftover.unlink()
+    plotly_js = _plotly_js()
+    inline = f"<script>{plotly_js}</script>" if plotly_js else None
+    for page in out.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        lighter = FONTAWESOME.sub("", html)
+        if inline and inline in lighter:
+            shared = out / "_static" / "plotly.min.js"
+            if not shared.exists():
+                shared.write_text(plotly_js, encoding="utf-8")
+            src = Path(os.path.relpath(shared, page.parent)).as_posix()
+            lighter = lighter.replace(inline, f'<script src="{src}"></script>')
+        if lighter != html:
+            page.write_text(lighter, encoding="utf-8")
 
 
 def _static_files(app, config):
@@ -110,6 +175,8 @@ def setup(app):
     app.connect("config-inited", _budget_banner)
     app.connect("config-inited", _static_files)
     app.add_css_file("nlcourse.css")
+    app.add_css_file("nlcourse-icons.css")
+    app.connect("build-finished", _lighten)
     app.connect("html-page-context", _page_context, priority=900)
     # after sphinx-book-theme has added its buttons (default priority 500)
     app.connect("html-page-context", _launch_targets, priority=950)
