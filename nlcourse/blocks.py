@@ -69,6 +69,8 @@ def _make_norm(norm, channels: int, dimension: int, groups: int) -> nn.Module | 
 class NonLocalBlock(nn.Module):
     """A non-local block (Wang et al., CVPR 2018) for 1-D, 2-D or 3-D feature maps.
 
+    The arguments after ``use_scale`` are keyword-only; every default is the paper's block.
+
     Args:
         in_channels: C, the channels of the input x.
         inter_channels: C', the width of theta, phi and g; default ``max(in_channels //
@@ -83,11 +85,7 @@ class NonLocalBlock(nn.Module):
         use_scale: multiply theta . phi by inter_channels ** -0.5, as the official code does for
             the embedded Gaussian (before the softmax) and as a dot product may (before dividing
             by M).
-
-    Keyword-only options (the defaults are the paper's block):
-
-    Args:
-        norm: what W ends with after its 1x1 convolution: ``"batch"`` (BatchNorm, the paper's),
+        norm: what W_z ends with after its 1x1 convolution: ``"batch"`` (BatchNorm, the paper's),
             ``"group"`` (GroupNorm with ``norm_groups`` groups), ``"syncbatch"`` (SyncBatchNorm,
             statistics over every process under torchrun), None (the convolution alone), or a
             callable ``norm(channels)`` returning a module. mmcv's names ``"bn"``, ``"gn"`` and
@@ -95,9 +93,9 @@ class NonLocalBlock(nn.Module):
         norm_groups: the groups of ``norm="group"`` (32 by default, as mmcv's configs use).
         reduction: C' = C // reduction when ``inter_channels`` is not given (2 by default).
         init: what starts at zero so that the block starts as the identity: ``"zero"`` (the
-            norm's scale and shift if there is a norm, else W's convolution), ``"zero_norm"``
-            (the norm's scale and shift), ``"zero_w"`` (W's convolution, weight and bias), or
-            ``"normal"`` (nothing: W's last layer is drawn with ``init_std``, 0.01 by default,
+            norm's scale and shift if there is a norm, else W_z's convolution), ``"zero_norm"``
+            (the norm's scale and shift), ``"zero_w"`` (W_z's convolution, weight and bias), or
+            ``"normal"`` (nothing: W_z's last layer is drawn with ``init_std``, 0.01 by default,
             like mmcv's ``zeros_init=False``; the block does not start as the identity).
         init_std: draw theta, phi and g (their weights; biases zero) from N(0, init_std), as the
             official code does with 0.01; None keeps PyTorch's default initialisation.

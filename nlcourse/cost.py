@@ -30,7 +30,8 @@ from ._modes import pairwise_function
 from .pairwise import MATERIALISE_MAX_PAIRS
 
 __all__ = ["parameters", "count_flops", "count_operations", "measured_flops", "block_flops",
-           "pairwise_flops", "reference_bytes", "time_call", "peak_memory", "matmul_gflops"]
+           "pairwise_flops", "reference_bytes", "time_call", "time_in_turns", "ratios_to",
+           "peak_memory", "matmul_gflops"]
 
 
 def parameters(module: nn.Module) -> int:
@@ -180,6 +181,30 @@ def time_call(fn, repeats: int = 5, warmup: int = 1, device: torch.device | None
             fn()
             times.append(time.perf_counter() - start)
     return times
+
+
+def time_in_turns(fns: dict, rounds: int = 15, warmup: int = 2,
+                  device: torch.device | None = None) -> dict[str, list]:
+    """Seconds of each ``fns[name]()`` over ``rounds`` rounds, the functions taken in turn within
+    each round after ``warmup`` calls each: a burst of load on a shared machine then falls on
+    every function alike, and no function is charged the others' warm-up (first-call
+    allocations, kernel selection). Compare them by the median over rounds of their ratios."""
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds must be >= 1 and warmup >= 0; got {rounds} and {warmup}")
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name] += time_call(fn, repeats=1, warmup=0, device=device)
+    return times
+
+
+def ratios_to(times: dict[str, list], baseline: str) -> dict[str, float]:
+    """Each function's time over the baseline's in the same round, the median over rounds."""
+    return {name: statistics.median(a / b for a, b in zip(t, times[baseline]))
+            for name, t in times.items()}
 
 
 @contextlib.contextmanager

@@ -8,19 +8,31 @@ cards instead of dark text on a dark page.
 from __future__ import annotations
 
 import html
+import importlib
+from functools import partial
 
 import numpy as np
 import torch
 
 from .blocks import NonLocalBlock
 
-__all__ = ["use_style", "block_diagram", "map_geometry", "key_weights_on_image", "query_centre",
-           "stroke_queries", "attention_overlay", "describe_query_map", "interactive_query_figure",
-           "offline_html", "map_explorer", "scaling_plot"]
+__all__ = ["use_style", "describe", "describe_figure", "min_font_px", "block_diagram",
+           "map_geometry", "key_weights_on_image", "query_centre", "stroke_queries",
+           "attention_overlay", "describe_query_map", "interactive_query_figure", "offline_html",
+           "map_explorer", "scaling_plot"]
+
+
+MIN_FONT_KEY = "nlcourse:min-font-px"   # PNG text chunk: the figure's smallest text, in its pixels
 
 
 def use_style() -> None:
-    """One look for every figure: opaque white background, readable sizes, no top/right spines."""
+    """One look for every figure: opaque white background, readable sizes, no top/right spines.
+
+    In a notebook it also has every figure shown as a PNG that carries words: its ``Description``
+    (what :func:`describe_figure` says, the site's alt text) and the size of its smallest text
+    in the image's own pixels (``MIN_FONT_KEY``), which the site's browser test scales by the
+    width the figure is shown at.
+    """
     import matplotlib as mpl  # heavy: import nlcourse stays light
 
     mpl.rcParams.update({
@@ -29,6 +41,108 @@ def use_style() -> None:
         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": False,
         "figure.constrained_layout.use": True,
     })
+    try:
+        from IPython import get_ipython  # heavy: import nlcourse stays light
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    try:   # the configured backend, without resolving it (which would load it)
+        backend = mpl.get_backend(auto_select=False)
+    except TypeError:   # matplotlib before 3.10
+        backend = mpl.rcParams._get("backend")
+    if "inline" in str(backend):
+        # The inline backend registers its PNG formatter once, when its module is first imported
+        # (usually at the first figure): import it now, so that the formatter below comes last.
+        importlib.import_module("matplotlib_inline.backend_inline")   # heavy: as above
+    from matplotlib.figure import Figure  # heavy: as above
+
+    png = shell.display_formatter.formatters["image/png"]
+    try:   # keep the backend's options (bbox_inches="tight"), and ours on a second call
+        options = dict(getattr(png.lookup_by_type(Figure), "keywords", {}))
+    except KeyError:
+        options = {"bbox_inches": "tight"}
+    png.for_type(Figure, partial(_png_with_words, **options))
+
+
+def describe(fig, text: str):
+    """Say in words what a figure shows: its alt text on the site, instead of one read from its
+    titles and labels. Returns the figure."""
+    if not text or not text.strip():
+        raise ValueError("text must say what the figure shows; got an empty string")
+    fig._nlcourse_description = " ".join(text.split())
+    return fig
+
+
+def _texts(fig):
+    from matplotlib.text import Text  # heavy: import nlcourse stays light
+
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
+            and t.get_alpha() != 0 and t.get_color() not in ("none", (0, 0, 0, 0))]
+
+
+def describe_figure(fig) -> str:
+    """A figure in words: what :func:`describe` set, else its title, and each panel's title,
+    axes and legend, read from the figure itself."""
+    explicit = getattr(fig, "_nlcourse_description", None)
+    if explicit:
+        return explicit
+
+    def clean(text):
+        return " ".join(text.replace("$", "").replace("\\", "").split())
+
+    parts = []
+    title = getattr(fig, "_suptitle", None)
+    if title is not None and title.get_text().strip():
+        parts.append(clean(title.get_text()))
+    panels = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>" or not ax.get_visible():
+            continue
+        bits = [clean(t) for t in (ax.get_title(), ax.get_title("left"), ax.get_title("right"))
+                if t.strip()]
+        if ax.axison and ax.get_xlabel().strip():
+            bits.append(f"x: {clean(ax.get_xlabel())}")
+        if ax.axison and ax.get_ylabel().strip():
+            bits.append(f"y: {clean(ax.get_ylabel())}")
+        legend = ax.get_legend()
+        if legend is not None:
+            labels = [clean(t.get_text()) for t in legend.get_texts() if t.get_text().strip()]
+            if labels:
+                bits.append("legend: " + ", ".join(labels))
+        if ax.images and not ax.axison:
+            bits.append("an image")
+        if bits:
+            panels.append("; ".join(bits))
+    if len(panels) == 1:
+        parts.append(panels[0])
+    elif panels:
+        parts.append(f"{len(panels)} panels: " + " | ".join(panels))
+    text = ". ".join(p.rstrip(".") for p in parts if p)
+    return (text + ".") if text else "A figure without a title or labels."
+
+
+def min_font_px(fig, dpi: float | None = None) -> float:
+    """The size of the smallest text drawn in a figure, in pixels of its PNG (at ``dpi``)."""
+    import matplotlib as mpl  # heavy: import nlcourse stays light
+
+    dpi = dpi or mpl.rcParams["savefig.dpi"]
+    dpi = fig.dpi if dpi == "figure" else dpi
+    sizes = [t.get_fontsize() for t in _texts(fig)]
+    return round(min(sizes) * dpi / 72, 2) if sizes else 0.0
+
+
+def _png_with_words(fig, **options):
+    """The inline backend's PNG (its ``options``), with the figure's description and smallest
+    text size in it."""
+    from IPython.core.pylabtools import print_figure  # heavy: import nlcourse stays light
+
+    if not fig.axes and not fig.texts:
+        return None
+    options = {k: v for k, v in options.items() if k not in ("fmt", "base64", "metadata")}
+    metadata = {"Description": describe_figure(fig), MIN_FONT_KEY: str(min_font_px(fig))}
+    return print_figure(fig, "png", base64=True, metadata=metadata, **options)
 
 
 def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 
 import pytest
 import torch
@@ -51,3 +52,25 @@ def test_count_operations_counts_each_dispatched_call():
     with_blocks = count_operations(lambda: MNISTNet("embedded_gaussian")(x).sum().backward())
     without = count_operations(lambda: MNISTNet(None)(x).sum().backward())
     assert with_blocks > 2 * without > 0   # two blocks add more operations than the whole CNN
+
+
+def test_timing_in_turns_charges_no_one_the_warm_up_and_compares_round_by_round():
+    from nlcourse.cost import ratios_to, time_in_turns
+
+    calls = []
+
+    def slow_first(name, base):
+        def fn():
+            calls.append(name)
+            # the first call of each is slow (an allocation), the rest take `base` seconds
+            time.sleep(0.05 if calls.count(name) == 1 else base)
+        return fn
+
+    times = time_in_turns({"a": slow_first("a", 0.002), "b": slow_first("b", 0.004)},
+                          rounds=5, warmup=1)
+    assert calls[:2] == ["a", "b"] and calls[2:] == ["a", "b"] * 5     # warm-up, then turns
+    assert all(len(t) == 5 and max(t) < 0.04 for t in times.values())  # no warm-up charged
+    ratios = ratios_to(times, "a")
+    assert ratios["a"] == 1 and 1.3 < ratios["b"] < 3
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        time_in_turns({"a": lambda: None}, rounds=0)

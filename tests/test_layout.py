@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "nlcourse"
 CORE = sorted(p for p in PACKAGE.rglob("*.py")
               if "labs" not in p.relative_to(PACKAGE).parts and p.name != "__main__.py")
-HEAVY = ("torchvision", "matplotlib", "plotly", "mlxtend", "ipywidgets", "IPython", "jupytext",
+HEAVY = ("torchvision", "matplotlib", "matplotlib_inline", "plotly", "mlxtend", "ipywidgets", "IPython", "jupytext",
          "PIL", "torch._dynamo", "torch._inductor")   # the last two: torch.compile's stack, 1-1.5 s
 
 

@@ -6,7 +6,7 @@ The theme draws its buttons' icons with an icon font's script, 1.5 MB that every
 theme uses, take its place as CSS masks (data URIs, so they also work from ``file://``).
 
     python tools/icons.py --write    # after changing a shape
-    python tools/icons.py --check    # exit 1 if the CSS is out of date (tests/test_site_weight.py)
+    python tools/icons.py --check    # exit 1 if the CSS is out of date (tests/test_site_reader.py)
 """
 
 import sys

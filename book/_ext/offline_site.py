@@ -5,7 +5,13 @@
   ("THEBE_JS_URL has already been declared") on every page. This course offers Colab and Binder
   launch buttons instead, so the thebe scripts are dropped.
 - The theme's light/dark switch logs an error when no default mode is set; it is set to "auto".
-- ``static/nlcourse.css``: what the theme leaves to the course (long inline code on phones).
+- ``static/nlcourse.css``: what the theme leaves to the course (long inline code on phones,
+  outputs that wrap to their box, tables that scroll with a cue on phones); with
+  ``static/nlcourse-outputs.js``, which tells aligned columns (kept) from text (wrapped).
+
+Words for every figure: a figure a page draws carries its description in its PNG
+(``nlcourse.viz.use_style`` has the notebook write it there), and that becomes the image's alt
+text, instead of its file name.
 
 Light pages (what a reader downloads):
 
@@ -158,6 +164,23 @@ def _lighten(app, exception):
             page.write_text(lighter, encoding="utf-8")
 
 
+def _figure_words(app, doctree, docname):
+    """Alt text for each image a cell drew: the description its PNG carries."""
+    from docutils import nodes
+    from PIL import Image
+
+    for image in doctree.findall(nodes.image):
+        if image.get("alt") or not str(image.get("uri", "")).endswith(".png"):
+            continue
+        path = Path(app.srcdir) / image["uri"].lstrip("/")
+        if not path.exists():
+            continue
+        with Image.open(path) as png:
+            description = (getattr(png, "text", None) or {}).get("Description")
+        if description:
+            image["alt"] = description
+
+
 def _static_files(app, config):
     config.html_static_path.append(str(Path(__file__).parent / "static"))
 
@@ -176,7 +199,9 @@ def setup(app):
     app.connect("config-inited", _static_files)
     app.add_css_file("nlcourse.css")
     app.add_css_file("nlcourse-icons.css")
+    app.add_js_file("nlcourse-outputs.js")
     app.connect("build-finished", _lighten)
+    app.connect("doctree-resolved", _figure_words)
     app.connect("html-page-context", _page_context, priority=900)
     # after sphinx-book-theme has added its buttons (default priority 500)
     app.connect("html-page-context", _launch_targets, priority=950)
