@@ -3,6 +3,7 @@ the reference and answers in words, naming the known mistake an answer looks lik
 The exercises themselves are in notebooks/exercises/; the instructors' page of the book lists
 what each check recognises."""
 
+from ._cells import NotReady, require
 from ._feedback import Feedback
 from .ex01_embedded_gaussian import check_embedded_gaussian
 from .ex02_dot_product import check_dot_product
@@ -15,7 +16,7 @@ from .ex08_block_cost import check_block_cost
 from .ex09_multi_head import check_multi_head
 from .ex10_topk import check_topk
 
-__all__ = ["Feedback", "check_embedded_gaussian", "check_dot_product", "check_concatenation",
+__all__ = ["Feedback", "NotReady", "require", "check_embedded_gaussian", "check_dot_product", "check_concatenation",
            "check_projection", "check_identity_init", "check_map_reading", "map_facts",
            "check_insert_block", "check_softmax_backward", "check_block_cost",
            "check_multi_head", "check_topk"]
