@@ -29,6 +29,7 @@ import ast
 import contextlib
 import functools
 import inspect
+import itertools
 import math
 import os
 import random
@@ -56,6 +57,7 @@ OVERFLOW = "an exponential that overflows"
 NOT_FINITE = "NaN or infinite values"
 SHAPE = "a wrong shape"
 TRANSPOSED = "a transposed map"
+AXES = "the axes in the wrong order"
 UNREDUCED = "an unreduced tensor"
 MATMUL_SHAPES = "mismatched shapes in a matrix product"
 STUB = "the stub left in place"
@@ -471,6 +473,15 @@ def _ratio(answer, expected):
     return r, res
 
 
+def _permuted(answer, expected, dtype) -> bool:
+    """True when some order of ``answer``'s axes gives ``expected``."""
+    for order in itertools.permutations(range(answer.dim())):
+        if tuple(answer.shape[i] for i in order) == tuple(expected.shape) and close(
+                answer.permute(*order), expected, dtype):
+            return True
+    return False
+
+
 # The sizes a factor can come from, in the order a check names them: the normaliser first.
 ORDER = ("M", "N", "Cp", "Cg", "C", "H", "W", "k", "h", "d", "E", "B")
 LABEL = {"Cp": "C'", "Cg": "C_g"}
@@ -550,6 +561,10 @@ def diagnose_value(fb: Feedback, name: str, answer, expected, case: Case, known_
             fb.bad(f"{name} {where} has shape {shape}, expected {ref_shape}: a last dimension "
                    f"of {shape[-1]} was never summed over (reduce it, e.g. with @ or .sum(-1))",
                    mistake=UNREDUCED)
+        elif sorted(shape) == sorted(ref_shape) and _permuted(answer, expected, dtype):
+            fb.bad(f"{name} {where} has shape {shape}, expected {ref_shape}: the right values "
+                   f"with the axes in another order (a transpose or permute too many, or one "
+                   f"missing)", mistake=AXES)
         elif answer.numel() == expected.numel():
             fb.bad(f"{name} {where} has shape {shape}, expected {ref_shape}: the right number of"
                    f" entries laid out in another shape, as a .view or .reshape with fixed "

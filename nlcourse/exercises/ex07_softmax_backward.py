@@ -36,12 +36,14 @@ def _autograd(x, grad_y):
 
 
 def paths(x, grad_y, *, second_term=True, row_dim=-1, weighted=True, softmax=True,
-          value_transposed=True, scale=1.0):
+          value_transposed=True, scale=1.0, softmax_dim=-1, grad_a_transposed=False):
     """(value, query, key): the three terms of dL/dx, each with one step changeable (the
     defaults are right; a keyword makes one known mistake). Used by the check only: the solution
     is in the notebook."""
-    A = torch.softmax(scale * x @ x.transpose(1, 2), dim=-1)         # (B, N, N)
+    A = torch.softmax(scale * x @ x.transpose(1, 2), dim=softmax_dim)  # (B, N, N)
     grad_A = grad_y @ x.transpose(1, 2)                               # (B, N, N)
+    if grad_a_transposed:
+        grad_A = grad_A.transpose(1, 2)
     if not softmax:
         grad_S = grad_A
     elif not second_term:
@@ -91,6 +93,14 @@ def _known(x, grad_y):
         "A instead of A^T in the value path": (
             total(value_transposed=False), "y_i = sum_j a_ij x_j, so x_j collects a_ij over the "
             "queries i: A^T grad_y"),
+        "the score paths with the wrong sign": (
+            (value - query - key,), "the score paths add to the value path, like every path of "
+            "the chain rule: value + grad_S x + grad_S^T x"),
+        "grad_A transposed": (total(grad_a_transposed=True), "grad_A = grad_y x^T, (B, N, N) "
+                              "with one row per query: x grad_y^T is its transpose"),
+        "the softmax over the queries in the forward pass": (
+            total(softmax_dim=1), "the weights are a softmax over the keys, dim=-1: S is "
+                                  "symmetric, so a softmax over dim 1 gives A^T"),
         "grad_y ignored": ((sum(paths(x, ones)),), "the backward pass starts from the gradient "
                            "it is given, grad_y, not from y.sum() (a grad_y of ones)"),
         "a scale the formula does not have": (

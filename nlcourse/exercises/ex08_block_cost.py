@@ -22,6 +22,7 @@ POOLS = {  # the number of keys M from H and W, as learners compute it
     "quarter_floor": lambda H, W: H * W // 4,
     "ceil": lambda H, W: ((H + 1) // 2) * ((W + 1) // 2),
     "precedence": lambda H, W: H // 2 * W // 2,
+    "round": lambda H, W: round(H / 2) * round(W / 2),
     "twice": lambda H, W: (H // 4) * (W // 4),
 }
 DEFAULT_CP = {  # C' from C when inter_channels is None
@@ -35,7 +36,7 @@ DEFAULT_CP = {  # C' from C when inter_channels is None
 def _variant(mode, shape, inter_channels, *, per_mac=2, batch=True, pool="floor", w_conv=True,
              convs=True, pairwise=True, gaussian_convs=False, score_width="right",
              weighted=True, sum_width="Cp", concat_width=2, default_cp="floor", use_cp=True,
-             as_mode=None):
+             as_mode=None, residual=0):
     """The literal path's forward FLOPs with one assumption changed (the right answer with the
     defaults): what a learner computes when they make that one mistake."""
     f = pairwise_function(as_mode or mode)
@@ -51,7 +52,8 @@ def _variant(mode, shape, inter_channels, *, per_mac=2, batch=True, pool="floor"
     else:
         pair = N * M * width * (concat_width if f.form == "concat" else 1)
         pair += N * M * (Cp if sum_width == "Cp" else C) if weighted else 0
-    return per_mac * (B if batch else 1) * (conv + pair)
+    extra = residual * N * C / 2     # the residual's N C additions, as 1 or 2 FLOPs each
+    return per_mac * (B if batch else 1) * (conv + pair + extra)
 
 
 MISTAKES = {
@@ -72,6 +74,13 @@ MISTAKES = {
     "H // 2 * W // 2 without brackets": (dict(pool="precedence"), "// and * bind equally and "
                                          "run left to right, so H // 2 * W // 2 is "
                                          "((H // 2) * W) // 2: write (H // 2) * (W // 2)"),
+    "the pooled size from round(H / 2)": (dict(pool="round"), "Python's round() rounds half "
+                                          "to even (round(3.5) = 4, round(2.5) = 2): the "
+                                          "pool floors, (H // 2) * (W // 2)"),
+    "the residual counted": (dict(residual=1), "the task leaves out additions that are not "
+                             "part of a multiply-add: the residual x + W y among them"),
+    "the residual counted as multiply-adds": (dict(residual=2), "the residual x + W y is N C "
+                                              "additions, which the task leaves out"),
     "pooled twice": (dict(pool="twice"), "the keys are pooled once, by 2 along each axis"),
     "W's convolution forgotten": (dict(w_conv=False), "W maps C' back to C at every position: "
                                   "N C' C multiply-adds"),

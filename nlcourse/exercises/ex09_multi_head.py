@@ -30,7 +30,7 @@ def _heads(t, h):
 
 def by_hand(mha, query, key, value, *, scale="head", split="heads_first", out_proj=True,
             bias=True, dim=-1, qk_swapped=False, average=False, merge="transpose",
-            out_bias=True, transpose_in=True, transpose_out=True, qkv_order=(0, 1, 2)):
+            out_bias=1, transpose_in=True, transpose_out=True, qkv_order=(0, 1, 2)):
     """Multi-head attention written as h parallel embedded-Gaussian operations; the keyword
     arguments make one known mistake each (the defaults are right)."""
     E, h = mha.embed_dim, mha.num_heads
@@ -63,7 +63,7 @@ def by_hand(mha, query, key, value, *, scale="head", split="heads_first", out_pr
     if out_proj:
         Wo = mha.out_proj.weight
         out = y @ (Wo.transpose(0, 1) if transpose_out else Wo)
-        out = out + mha.out_proj.bias if out_bias else out
+        out = out + out_bias * mha.out_proj.bias
     else:
         out = y
     return out, (weights.mean(1) if average else weights)
@@ -96,7 +96,9 @@ def _known(mha, query, key, value):
         "heads merged in the wrong order": (
             run(merge="interleave"), "the merge must undo the split: (B, h, N, d) -> (B, N, h, d)"
             " -> (B, N, E), so that head k's channels stay together at k*d to (k+1)*d - 1"),
-        "the output bias forgotten": (run(out_bias=False), "mha.out_proj has a bias too: "
+        "the output bias added twice": (run(out_bias=2), "mha.out_proj(y) already adds its "
+                                        "bias: do not add mha.out_proj.bias again"),
+        "the output bias forgotten": (run(out_bias=0), "mha.out_proj has a bias too: "
                                       "mha.out_proj(y), or F.linear(y, weight, bias)"),
         "the projection weights untransposed": (
             run(transpose_in=False), "a linear layer computes x W^T + b: F.linear(x, W, b), or "

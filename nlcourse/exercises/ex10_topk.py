@@ -35,7 +35,8 @@ def topk_reference(theta, phi, g, k, *, bound_from="next", count=True, two=True,
         weights = torch.softmax(scores, dim=-1) * (mask == 0)
     y = weights @ g
     top = scores.topk(k + 1, dim=-1).values                       # sorted, largest first
-    lse = torch.logsumexp(top[..., :k] if lse_over == "top" else scores, dim=-1)
+    lse = (top[..., 0] if lse_over == "max" else
+           torch.logsumexp(top[..., :k] if lse_over == "top" else scores, dim=-1))
     if bound_from == "after_next":
         top = scores.topk(k + 2, dim=-1).values
     edge = top[..., {"next": k, "kth": k - 1, "after_next": k + 1}[bound_from]]
@@ -80,6 +81,9 @@ def _known(theta, phi, g, k):
                                       "most 1, so min(1, ...) keeps the bound meaningful"),
         "max |g| over the whole batch": ((None, run(per_item=False)[1]), "each batch item has its"
                                          " own values g: take max |g| per item"),
+        "the largest score instead of the logsumexp": (
+            (None, run(lse_over="max")[1]), "the left-out weight is exp(s_(k+1)) over the SUM "
+            "of the kept exp(s): logsumexp(top k), not the largest kept score alone"),
         "the logsumexp over every key": (
             (None, run(lse_over="all")[1]), "the bound divides by the kept keys' mass, "
             "logsumexp over the top k only; over all M keys it needs the full softmax's sum"),

@@ -149,6 +149,25 @@ def zeros_left(x, grad_y):
     return grad
 
 
+def score_paths_subtracted(x, grad_y):
+    A, grad_A, grad_S = _steps(x, grad_y)
+    return A.transpose(1, 2) @ grad_y - grad_S @ x - grad_S.transpose(1, 2) @ x
+
+
+def grad_a_transposed(x, grad_y):
+    A = torch.softmax(x @ x.transpose(1, 2), dim=-1)
+    grad_A = x @ grad_y.transpose(1, 2)                       # (B, N, N) either way: runs
+    grad_S = A * (grad_A - (A * grad_A).sum(-1, keepdim=True))
+    return A.transpose(1, 2) @ grad_y + grad_S @ x + grad_S.transpose(1, 2) @ x
+
+
+def softmax_dim1(x, grad_y):
+    A = torch.softmax(x @ x.transpose(1, 2), dim=1)
+    grad_A = grad_y @ x.transpose(1, 2)
+    grad_S = A * (grad_A - (A * grad_A).sum(-1, keepdim=True))
+    return A.transpose(1, 2) @ grad_y + grad_S @ x + grad_S.transpose(1, 2) @ x
+
+
 WRONG = [
     ("forgot return", forgot_return, {fbk.NO_RETURN}),
     ("value path forgotten", no_value_path, {VALUE_PATH}),
@@ -171,6 +190,9 @@ WRONG = [
     ("softmax skipped", softmax_skipped, {"the softmax skipped"}),
     ("row sum without the weights", unweighted_sum, {"the row sum without the weights"}),
     ("zeros never filled", zeros_left, {fbk.ALL_ZERO}),
+    ("score paths subtracted", score_paths_subtracted, {"the score paths with the wrong sign"}),
+    ("x grad_y^T", grad_a_transposed, {"grad_A transposed"}),
+    ("softmax over dim 1", softmax_dim1, {"the softmax over the queries in the forward pass"}),
 ]
 
 

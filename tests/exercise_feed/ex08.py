@@ -184,6 +184,17 @@ def gaussian_cp_width(mode, shape, inter_channels=None):
     return 2 * B * (_convs(mode, N, C, Cp) + N * M * width + N * M * Cp)
 
 
+def with_residual(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    return 2 * macs(mode, shape, inter_channels) + 2 * B * N * C      # "z = W y + x"
+
+
+def pool_round(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    M = round(H / 2) * round(W / 2)
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp)
+
+
 WRONG = [
     ("multiply-adds", macs, {"multiply-adds, not FLOPs"}),
     ("batch forgotten", no_batch, {"the batch forgotten"}),
@@ -217,6 +228,8 @@ WRONG = [
     ("scores counted twice", scores_twice, {"the scores counted 2 times"}),
     ("an empty array", as_numpy_array, {fbk.EMPTY}),
     ("Gaussian scores at C'", gaussian_cp_width, {"the Gaussian's scores at width C'"}),
+    ("the residual as multiply-adds", with_residual, {"the residual counted as multiply-adds"}),
+    ("round(H / 2)", pool_round, {"the pooled size from round(H / 2)"}),
 ]
 
 

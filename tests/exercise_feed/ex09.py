@@ -201,6 +201,20 @@ def weights_flat(mha, query, key, value):
     return mha.out_proj(_merge(w @ v)), w.flatten(0, 1)
 
 
+def bias_twice(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    return mha.out_proj(_merge(w @ v)) + mha.out_proj.bias, w
+
+
+def weights_heads_second(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    return mha.out_proj(_merge(w @ v)), w.transpose(1, 2)       # (B, N, h, M)
+
+
 WRONG = [
     ("no 1/sqrt(d)", no_scale, {NO_SCALE}),
     ("1/sqrt(E)", wide_scale, {WIDE_SCALE}),
@@ -228,6 +242,8 @@ WRONG = [
     ("scale after the softmax", scale_after_softmax, {"a misplaced scale"}),
     ("scale multiplied by sqrt(d)", scale_multiplied, {"a misplaced scale"}),
     ("(B h, N, M) weights", weights_flat, {"the heads flattened into the batch"}),
+    ("out_proj bias added again", bias_twice, {"the output bias added twice"}),
+    ("(B, N, h, M) weights", weights_heads_second, {fbk.AXES}),
 ]
 
 

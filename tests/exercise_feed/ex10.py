@@ -158,6 +158,13 @@ def bound_zero(theta, phi, g, k):
     return _masked_y(s, g, s.topk(k, -1).indices), torch.zeros(s.shape[:2], dtype=s.dtype)
 
 
+def max_not_lse(theta, phi, g, k):
+    s = theta @ phi.transpose(1, 2)
+    top = s.topk(k + 1, dim=-1).values
+    r = ((s.shape[-1] - k) * torch.exp(top[..., k] - top[..., 0])).clamp(max=1)
+    return _masked_y(s, g, s.topk(k, -1).indices), 2 * g.abs().amax(dim=(1, 2))[:, None] * r
+
+
 WRONG = [
     ("k-th score", kth_score, {"the k-th score instead of the (k+1)-th"}),
     ("(M - k) forgotten", no_count, {"(M - k) forgotten"}),
@@ -181,6 +188,8 @@ WRONG = [
     ("dropped scores at 0", zero_filled, {"the dropped scores set to 0, not -inf"}),
     ("logsumexp of every score", lse_of_all, {"the logsumexp over every key"}),
     ("bound of zeros", bound_zero, {fbk.ALL_ZERO}),
+    ("largest kept score, not logsumexp", max_not_lse,
+     {"the largest score instead of the logsumexp"}),
 ]
 
 
