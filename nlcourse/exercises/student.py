@@ -200,14 +200,17 @@ def _defined(source: str) -> set:
 
 
 def _free(body: str) -> list:
-    """The names ``body`` reads from the notebook (not its own, not builtins), in order."""
+    """The names ``body`` reads from the notebook (not its own, not builtins), in the order they
+    first appear (a stable order: a set's would change with Python's hash seed)."""
     code = "def _test():\n" + "".join(f"    {line}\n" for line in body.splitlines())
     tables, seen = [symtable.symtable(code, "<test>", "exec").get_children()[0]], set()
     while tables:   # the function and its comprehensions, lambdas and inner functions
         table = tables.pop()
         seen |= {name for name in table.get_globals() if not hasattr(builtins, name)}
         tables += table.get_children()
-    return sorted(seen, key=body.index)
+    def first(name):   # where the name first appears as a whole word (SmallCNN is not
+        return re.search(rf"\b{name}\b", body).start(), name   # inside SmallCNNWithBlock)
+    return sorted(seen, key=first)
 
 
 def _test_cell(name: str, body: str, points, hidden: bool) -> str:
