@@ -28,7 +28,7 @@ endif
 # this key changes, the cached executions and the labs' saved runs are dropped.
 BOOK_KEY = $(shell cat $$(find nlcourse -name '*.py' | sort) nlcourse/weights/manifest.json $$(find results -name '*.json' -not -path '*/smoke/*' 2>/dev/null | sort) | sha1sum | cut -c1-16)-$(or $(NLCOURSE_BUDGET),auto)
 
-.PHONY: test check colab book venv lock sync exercises clean
+.PHONY: test check colab book venv lock sync exercises feed otter clean
 
 venv: $(STAMP)
 
@@ -91,10 +91,20 @@ sync: $(STAMP)
 	$(BIN)/python tools/lab_table.py --write
 
 # The exercises: pair each solution notebook, write nbgrader's cell metadata into its .ipynb
-# (from the markers in the .md), and generate the student versions (commit the result).
+# (from the markers in the .md), generate the student versions, and write the Otter Assign source
+# notebooks (notebooks/exercises/otter/) from the same markers (commit the result).
 exercises: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/exercises/*.md
 	$(BIN)/python -m nlcourse.exercises.student notebooks/exercises
+
+# The exercises' slow checks, beyond what `make test` runs: the feed of realistic answers at ten
+# seeds of the random sizes (make test: two), and Otter's assign-and-grade round trip on all
+# eleven exercises (make test: three).
+feed: $(STAMP)
+	NLCOURSE_FEED_SEEDS=10 $(BIN)/python -m pytest tests/test_exercise_feed.py -q -s
+
+otter: $(STAMP)
+	NLCOURSE_OTTER=all $(BIN)/python -m pytest tests/test_otter.py -q
 
 clean:
 	rm -rf _build notebooks/runs results/*/smoke

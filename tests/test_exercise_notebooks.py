@@ -16,8 +16,8 @@ EXERCISES = ROOT / "notebooks" / "exercises"
 SOLUTIONS = sorted(EXERCISES.glob("ex*.md"))
 
 
-def test_ten_exercises():
-    assert len(SOLUTIONS) >= 10
+def test_eleven_exercises():
+    assert len(SOLUTIONS) >= 11
 
 
 def test_every_exercise_is_in_the_toc():
@@ -122,3 +122,82 @@ def test_generator_rules():
     assert strip_source(folded, "markdown") == "A\nYOUR ANSWER HERE\nB"
     assert strip_source("x = 1\n### BEGIN HIDDEN TESTS\nassert x\n### END HIDDEN TESTS\n",
                         "code") == "x = 1"
+
+
+# --- the Otter Assign source notebooks ---------------------------------------------------------
+
+OTTER = EXERCISES / "otter"
+
+
+def test_otter_notebooks_are_up_to_date(tmp_path):
+    """The committed Otter notebooks (and their requirements.txt) are what `make exercises`
+    writes from the solution notebooks."""
+    from nlcourse.exercises.student import write_otter
+
+    for md in SOLUTIONS:
+        (tmp_path / md.name).write_bytes(md.read_bytes())
+    write_otter(tmp_path)
+    made = sorted(p.name for p in (tmp_path / "otter").iterdir())
+    committed = sorted(p.name for p in OTTER.iterdir() if p.suffix in (".ipynb", ".txt"))
+    assert made == committed, (
+        "the otter folder holds other files than `make exercises` writes")
+    for name in made:
+        assert (OTTER / name).read_text() == (tmp_path / "otter" / name).read_text(), (
+            f"otter/{name} is stale: run 'make exercises' and commit the result")
+
+
+@pytest.mark.parametrize("md", SOLUTIONS, ids=lambda p: p.stem)
+def test_otter_questions_carry_the_same_points_as_nbgrader(md):
+    """Each code answer is one Otter question worth its hidden tests' points; each written
+    answer a manual question; no hidden test is lost on the way."""
+    import json
+
+    from nlcourse.exercises.student import nbgrader_metadata
+
+    cells = [dict(cell_type=c.cell_type, source=c.source) for c in jupytext.read(md).cells]
+    nbgrader = [m for m in nbgrader_metadata(cells, md.stem) if m]
+    tests = sum(m["points"] for m in nbgrader if m["grade_id"].split("-")[1].startswith("test"))
+    answers = sum(m["points"] for m in nbgrader
+                  if m["grade_id"].split("-")[1].startswith("answer"))
+    otter = json.loads((OTTER / f"{md.stem}.ipynb").read_text())["cells"]
+    auto = manual = 0
+    hidden = 0
+    for cell in otter:
+        source = cell["source"]
+        if cell["cell_type"] == "raw" and source.startswith("# BEGIN QUESTION"):
+            points = float(re.search(r"points: ([\d.]+)", source).group(1))
+            if "manual: true" in source:
+                manual += points
+            else:
+                auto += points
+        if cell["cell_type"] == "code" and "hidden: true" in source:
+            hidden += 1
+    assert auto == tests and manual == answers, (auto, tests, manual, answers)
+    assert hidden == sum(1 for m in nbgrader if m["grade_id"].split("-")[1].startswith("test"))
+    assert otter[0]["source"].startswith("# ASSIGNMENT CONFIG") and "runs_on: colab" in \
+        otter[0]["source"]
+
+
+# --- a student version fails once, at its stub ------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("md", SOLUTIONS, ids=lambda p: p.stem)
+def test_a_student_version_fails_once(md, tmp_path):
+    """Run as handed out, with nothing filled in: the stub raises (or the check reports it), and
+    every later cell that needs the answer stops with one line of NotReady, never a NameError
+    or a second traceback."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(EXERCISES / "student" / f"{md.stem}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [(out["ename"], out["traceback"]) for cell in nb.cells if cell.cell_type == "code"
+              for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    names = [name for name, _ in errors]
+    assert "NameError" not in names, errors
+    assert names.count("NotImplementedError") <= 1, names
+    assert all(name in ("NotImplementedError", "NotReady") for name in names), errors
+    for name, traceback in errors:
+        if name == "NotReady":
+            assert len(traceback) == 1, traceback

@@ -324,3 +324,97 @@ def test_the_learners_random_state_is_left_alone():
     check_identity_init(zero_gamma)
     check_projection(lambda block, x: block.project(x))
     assert torch.equal(torch.rand(3), expected)
+
+
+# --- the claims behind exercise 4's hidden-test messages -----------------------------------
+
+def _w_gradients(conv_zero: bool, gamma: float, seed: int = 0):
+    """(gradient of W's conv, of BN's gamma, W's input y, the upstream gradient) after one
+    backward pass of a block in train mode."""
+    torch.manual_seed(seed)
+    block = NonLocalBlock(8, inter_channels=4).double()
+    with torch.no_grad():
+        if conv_zero:
+            block.W[0].weight.zero_()
+            block.W[0].bias.zero_()
+        block.W[1].weight.fill_(gamma)
+        block.W[1].bias.zero_()
+    seen = {}
+    block.W.register_forward_hook(lambda module, inputs, output: seen.update(y=inputs[0]))
+    x = torch.randn(3, 8, 6, 6, dtype=torch.float64)
+    upstream = torch.randn(3, 8, 6, 6, dtype=torch.float64)
+    (block.train()(x) * upstream).sum().backward()
+    return (block.W[0].weight.grad.clone(), block.W[1].weight.grad.clone(), seen["y"].detach(),
+            upstream, block.W[1].eps)
+
+
+def test_a_zeroed_conv_under_gamma_one_gets_a_gradient_of_gamma_over_sqrt_eps():
+    """Exercise 4's hidden test says so: with the conv zeroed and gamma = 1, BN divides its
+    all-zero input by sqrt(eps), so the conv's gradient is gamma / sqrt(eps) times what it would
+    be with BN replaced by centring, u -> u - mean(u) (its variance term vanishes at u = 0)."""
+    grad_conv, _, y, upstream, eps = _w_gradients(conv_zero=True, gamma=1.0)
+    conv = torch.nn.Conv2d(4, 8, 1).double()
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+    u = conv(y)
+    ((u - u.mean(dim=(0, 2, 3), keepdim=True)) * upstream).sum().backward()
+    assert grad_conv.abs().max() > 0
+    assert torch.allclose(grad_conv, conv.weight.grad / eps ** 0.5, rtol=1e-6, atol=1e-12)
+
+
+def test_with_the_conv_and_gamma_both_zero_neither_receives_a_gradient():
+    grad_conv, grad_gamma, _, _, _ = _w_gradients(conv_zero=True, gamma=0.0)
+    assert not grad_conv.any() and not grad_gamma.any()
+    grad_conv, grad_gamma, _, _, _ = _w_gradients(conv_zero=False, gamma=0.0)
+    assert not grad_conv.any() and grad_gamma.abs().max() > 0      # the right initialisation
+
+
+# --- cells that need an answer, and what the checks refuse ----------------------------------
+
+def test_require_stops_a_cell_in_one_line():
+    from nlcourse.exercises import NotReady, require
+
+    answers = {"strongest_key": (0, 0)}
+    require("answers")                                       # defined: nothing happens
+    try:
+        require("answers", "SmallCNNWithBlock")
+    except NotReady as err:
+        assert err._render_traceback_() == [f"NotReady: {err}"]
+        assert "`SmallCNNWithBlock` is not defined yet" in str(err) and "answers" not in str(err)
+    else:
+        raise AssertionError("require let an undefined name through")
+    feedback = check_embedded_gaussian(lambda *a: None)
+    for checked, expected in (("missing", "run the check cell above first"),
+                              ("feedback", "its check above has not passed yet")):
+        try:
+            require(checked=checked)
+        except NotReady as err:
+            assert expected in str(err), str(err)
+        else:
+            raise AssertionError(checked)
+    assert answers and not feedback
+
+
+def test_the_checks_restore_the_thread_count():
+    threads = torch.get_num_threads()
+    check_embedded_gaussian(eg_right)
+    assert torch.get_num_threads() == threads
+
+
+def test_a_guard_sees_autograd_and_forbidden_calls_but_not_plain_tensor_code():
+    from nlcourse.exercises._feedback import AUTOGRAD, Guard
+
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with torch.no_grad(), Guard(autograd=True) as guard:
+        torch.softmax(x @ x.T, -1) @ x
+    assert guard.found is None
+    with torch.no_grad(), Guard(autograd=True) as guard:
+        with torch.enable_grad():
+            leaf = x.clone().requires_grad_()
+            (leaf * leaf).sum().backward()
+    assert guard.found[0] == AUTOGRAD
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+    with Guard(calls={"mha": (mha, "called", "why")}) as guard:
+        mha(x[None].float(), x[None].float(), x[None].float())
+    assert guard.found == ("called", "why") and "forward" not in mha.__dict__

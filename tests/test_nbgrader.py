@@ -4,7 +4,7 @@ on three submissions: the solutions, which get full marks; one whose function fo
 `return`; and one with a constant-factor error (the 1/M forgotten). Each planted mistake must cost
 exactly its own question's points, and nothing else.
 
-Exercises 1-4 and 7-10 are autograded (pure tensor code, seconds each); exercises 5 and 6 train or
+Exercises 1-4 and 7-11 are autograded (pure tensor code, seconds each); exercises 5 and 6 train or
 load a model, so they are generated here (which validates their metadata) but not executed."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "notebooks" / "exercises"
 GRADED = ["ex01_embedded_gaussian", "ex02_dot_product", "ex03_concatenation",
           "ex04_subsample_init", "ex07_softmax_backward", "ex08_block_cost", "ex09_multi_head",
-          "ex10_topk"]
+          "ex10_topk", "ex11_path_length"]
 
 
 def nbgrader_cli(course: Path, *args: str) -> str:
@@ -115,7 +115,7 @@ def test_release_has_no_solutions_and_no_hidden_tests(course):
 
 def test_solutions_get_full_marks(course):
     got = grades(course, "solutions")
-    assert len(got) == 10, got  # one test cell each, but two in ex02 and ex04
+    assert len(got) == len(GRADED) + 2, got  # one test cell each, but two in ex02 and ex04
     for name, (score, most) in got.items():
         assert score == most, f"{name}: {score} of {most}"
 

@@ -25,16 +25,22 @@ Checks print their report and return a :class:`Feedback`, truthy when everything
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import functools
+import inspect
+import itertools
 import math
 import os
 import random
 import re
+import textwrap
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 # Names of the mistakes that every check can recognise (``Feedback.mistakes`` holds them).
 NO_RETURN = "a forgotten return"
@@ -51,10 +57,17 @@ OVERFLOW = "an exponential that overflows"
 NOT_FINITE = "NaN or infinite values"
 SHAPE = "a wrong shape"
 TRANSPOSED = "a transposed map"
+AXES = "the axes in the wrong order"
 UNREDUCED = "an unreduced tensor"
 MATMUL_SHAPES = "mismatched shapes in a matrix product"
 STUB = "the stub left in place"
 EXCEPTION = "an exception"
+ALL_ZERO = "an all-zero output"
+EMPTY = "an empty tensor"
+INTEGER = "an integer tensor"
+NUMBER = "a Python number instead of a tensor"
+AUTOGRAD = "autograd used instead of the formulas"
+FORBIDDEN = "a call the exercise forbids"
 
 
 @dataclass
@@ -181,19 +194,54 @@ def explain_exception(fb: Feedback, err: BaseException, where: str, earlier_ok: 
 def guarded(exercise: str):
     """Decorate a check so that nothing escapes it: whatever an answer makes go wrong inside the
     check becomes a failed :class:`Feedback` with the last line of the traceback, and the
-    learner's random state is left as it was (the check seeds its own generators)."""
+    learner's random state is left as it was (the check seeds its own generators). The check
+    runs on one CPU thread (its tensors are tiny: a thread pool only adds waiting, seconds on a
+    busy machine), and the learner's thread count is restored afterwards."""
     def decorate(check):
         @functools.wraps(check)
         def wrapper(*args, **kwargs):
-            with torch.random.fork_rng(devices=[]):
-                try:
-                    return check(*args, **kwargs)
-                except (Exception, SystemExit) as err:  # an answer the check did not foresee
-                    fb = Feedback(exercise)
-                    explain_exception(fb, err, "while the check ran it")
-                    return fb.report()
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    try:
+                        return check(*args, **kwargs)
+                    except (Exception, SystemExit) as err:  # an answer the check did not foresee
+                        fb = Feedback(exercise)
+                        explain_exception(fb, err, "while the check ran it")
+                        return fb.report()
+            finally:
+                torch.set_num_threads(threads)
         return wrapper
     return decorate
+
+
+def is_stub(fn) -> bool:
+    """True when ``fn``'s body is still a stub: only ``...``, ``pass`` or a raise of
+    NotImplementedError (Otter's student notebooks leave ``...`` where the solution was)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    body = [b for b in node.body if not (isinstance(b, ast.Expr) and isinstance(
+        b.value, ast.Constant) and isinstance(b.value.value, str))]   # the docstring
+    return len(body) == 1 and (
+        isinstance(body[0], ast.Pass)
+        or (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            and body[0].value.value is Ellipsis)
+        or (isinstance(body[0], ast.Raise) and "NotImplementedError" in ast.dump(body[0])))
+
+
+def stub_left(fb: Feedback, fn) -> bool:
+    """Report a function that is still its stub (True), or nothing (False)."""
+    if not is_stub(fn):
+        return False
+    fb.bad(f"{getattr(fn, '__name__', 'your function')} is still the stub (its body is only "
+           f"`...` or `pass`): replace it with your code", mistake=STUB)
+    return True
 
 
 def call(fb: Feedback, fn, *args, where: str = "", earlier_ok: bool = False):
@@ -222,11 +270,18 @@ def close(a, b, dtype=None, floor: float = 0.0) -> bool:
     inputs (a saturated softmax has tiny gradients, computed from terms the size of its inputs)."""
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
         return False
+    if a.is_complex() or b.is_complex():
+        return False
     rtol, atol = tolerance(dtype or a.dtype)
     a, b = a.detach().double(), b.detach().double()
-    if not bool(torch.isfinite(a).all()):
-        # only a known mistake can be NaN (the reference never is): NaN where it is NaN
-        if bool(torch.isfinite(b).all()) or not torch.equal(torch.isfinite(a), torch.isfinite(b)):
+    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+        # a known mistake may hold NaN or inf: the same non-finite entries, then the rest close
+        if not torch.equal(torch.isfinite(a), torch.isfinite(b)):
+            return False
+        if not torch.equal(torch.isnan(a), torch.isnan(b)):
+            return False
+        infinite = torch.isinf(a)
+        if not torch.equal(a[infinite], b[infinite]):
             return False
         keep = torch.isfinite(b)
         a, b = a[keep], b[keep]
@@ -244,12 +299,20 @@ def seed(value) -> None:
     _RNG.seed(value)
 
 
+ROOTED = ("Cp", "d", "C")   # widths whose square root can scale the scores (C'^-1/2, d^-1/2)
+
+
 def distinct(rng: random.Random, ranges: dict, avoid=(1, 32, 64)) -> dict:
-    """Draw one int per name from its (low, high) range, all different and none in ``avoid``."""
-    for _ in range(1000):
+    """Draw one int per name from its (low, high) range, none in ``avoid``, such that every
+    quantity a learner could confuse (:func:`confusable`: the sizes, M - 1, N - 1, k + 1) is
+    different from every other, and no width of :data:`ROOTED` is a perfect square (a stray
+    C'^-1/2 is then never a ratio of two counts, such as M / N)."""
+    for _ in range(10000):
         out = {k: rng.randint(lo, hi) for k, (lo, hi) in ranges.items()}
-        values = list(out.values())
-        if len(set(values)) == len(values) and not set(values) & set(avoid):
+        values = list(confusable(out).values())
+        squares = [k for k in ROOTED if k in out and math.isqrt(out[k]) ** 2 == out[k]]
+        if len(set(values)) == len(values) and not set(out.values()) & set(avoid) \
+                and not squares:
             return out
     raise RuntimeError("could not draw distinct sizes")  # pragma: no cover
 
@@ -306,6 +369,8 @@ class Case:
     differentiable: bool = True   # compare the answer's gradients with the reference's
     no_grad_call: bool = False    # call the learner under torch.no_grad() (a backward by hand)
     floor: float = 0.0            # the inputs' scale, a floor for the absolute tolerance
+    guard: Callable | None = None  # () -> Guard around the call: what the task forbids
+    inspect: Callable | None = None  # (out) -> (mistake, text) or None, before the comparison
 
 
 def as_outputs(fb: Feedback, out, names: tuple, where: str):
@@ -334,27 +399,126 @@ def as_outputs(fb: Feedback, out, names: tuple, where: str):
             fb.bad(f"{name} is a NumPy {type(item).__name__} {where}: keep the computation in "
                    f"torch, so that gradients flow", mistake=NUMPY)
             return None
+        if isinstance(item, (bool, int, float, complex)):
+            fb.bad(f"{name} is a Python {type(item).__name__} ({item!r:.30}) {where}, not a "
+                   f"tensor: a .item(), float(...) or a sum over everything turned it into one "
+                   f"number. Return the whole tensor", mistake=NUMBER)
+            return None
         if not isinstance(item, torch.Tensor):
             fb.bad(f"{name} should be a torch.Tensor, got {type(item).__name__} {where}",
                    mistake=WRONG_TYPE)
             return None
-        if not (item.is_floating_point()):
-            fb.bad(f"{name} has dtype {item.dtype} {where}: it must be a floating-point tensor",
-                   mistake=WRONG_TYPE)
+        if item.numel() == 0:
+            fb.bad(f"{name} is an empty tensor (shape {tuple(item.shape)}) {where}: a slice or "
+                   f"a mask that kept nothing, or torch.empty never filled", mistake=EMPTY)
+            return None
+        if not item.is_floating_point():
+            fb.bad(f"{name} has dtype {item.dtype} {where}, an integer type: it must be a "
+                   f"floating-point tensor (a .long(), .int(), argmax or a comparison made it "
+                   f"integer; or a tensor built from Python ints)", mistake=INTEGER)
             return None
         checked.append(item)
     return tuple(checked)
+
+
+def as_number(fb: Feedback, value, what: str, where: str, integral: bool = False):
+    """A learner's answer that should be one number, as a float, or None after naming what it is
+    instead: None, a bool, a string, a sequence, an empty or a many-element tensor or array, NaN
+    or infinity. Python and NumPy numbers and one-element tensors of any dtype are accepted (an
+    integer tensor holds an integer). With ``integral``, the number must be a whole one."""
+    subject = " ".join(part for part in (what, where) if part)
+    if value is None:
+        fb.bad(f"your function returned None {where}: did you forget the `return`? Return "
+               f"{what}", mistake=NO_RETURN)
+        return None
+    if hasattr(value, "numel") or type(value).__module__ == "numpy":
+        size = int(value.numel()) if hasattr(value, "numel") else int(getattr(value, "size", 1))
+        kind = "tensor" if hasattr(value, "numel") else "NumPy array"
+        if size == 0:
+            fb.bad(f"{subject} is an empty {kind} (shape {tuple(value.shape)}): return one "
+                   f"number", mistake=EMPTY)
+            return None
+        if size > 1:
+            fb.bad(f"{subject} is a {kind} of {size} numbers (shape {tuple(value.shape)}): "
+                   f"return one number (a sum over the terms?)", mistake=WRONG_TYPE)
+            return None
+        value = value.reshape(()).item() if hasattr(value, "reshape") else value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        shown = f"{value!r}"[:60]
+        extra = (": return the number itself, not text" if isinstance(value, str) else
+                 f": return one number, not a {type(value).__name__} of {len(value)} items"
+                 if isinstance(value, (tuple, list, dict)) else "")
+        fb.bad(f"{subject} should be one number, got {type(value).__name__} {shown}{extra}",
+               mistake=WRONG_TYPE)
+        return None
+    value = float(value) if not isinstance(value, int) else value
+    if not math.isfinite(value):
+        fb.bad(f"{subject} is {value}: a division by zero or an overflow; it must be a "
+               f"finite number", mistake=NOT_FINITE)
+        return None
+    if integral and value != int(value):
+        fb.bad(f"{subject} is {value}, not a whole number", mistake=WRONG_TYPE)
+        return None
+    return value
 
 
 def _ratio(answer, expected):
     """(r, relative residual) of the best fit answer ~ r * expected."""
     a, e = answer.detach().double().flatten(), expected.detach().double().flatten()
     den = float(e @ e)
-    if den == 0 or not bool(torch.isfinite(a).all()):
+    if den == 0 or not math.isfinite(den) or not bool(torch.isfinite(a).all()):
         return None, math.inf
     r = float(a @ e) / den
     res = float((a - r * e).norm()) / max(float(a.norm()), float((r * e).norm()), 1e-300)
     return r, res
+
+
+def _permuted(answer, expected, dtype) -> bool:
+    """True when some order of ``answer``'s axes gives ``expected``."""
+    for order in itertools.permutations(range(answer.dim())):
+        if tuple(answer.shape[i] for i in order) == tuple(expected.shape) and close(
+                answer.permute(*order), expected, dtype):
+            return True
+    return False
+
+
+# The sizes a factor can come from, in the order a check names them: the normaliser first.
+ORDER = ("M", "N", "Cp", "Cg", "C", "H", "W", "k", "h", "d", "E", "B")
+LABEL = {"Cp": "C'", "Cg": "C_g"}
+BATCH_HINT = " (len(t) and t.shape[0] are the batch size: take M from t.shape[1])"
+
+
+def _primary(sizes: dict) -> list:
+    """The sizes of a case as (label, value), in :data:`ORDER` (``scale`` is not a size)."""
+    return [(LABEL.get(k, k), sizes[k]) for k in ORDER if k in sizes]
+
+
+def confusable(sizes: dict) -> dict:
+    """Every quantity a learner could put in place of another: the sizes of the case and the
+    off-by-one forms of the counts (M - 1 for an unbiased mean, k + 1 for a top-k bound). The
+    checks draw sizes that keep these pairwise different (tests/test_exercise_sizes.py), so that
+    a mistake gets the same name whatever the draw."""
+    out = dict(_primary(sizes))
+    for k in ("M", "N"):
+        if k in sizes:
+            out[f"{k} - 1"] = sizes[k] - 1
+    if "k" in sizes:
+        out["k + 1"] = sizes["k"] + 1
+    return out
+
+
+def size_swap(r: float, sizes: dict):
+    """((meant, value), (used, value)) when ``r`` = meant / used, with meant the case's count of
+    keys M (or of positions N, where there is no M) and used another quantity of the case: a
+    learner who divided by the wrong size. None otherwise."""
+    quantities = confusable(sizes)
+    meant = next(((k, sizes[k]) for k in ("M", "N") if k in sizes), None)
+    if meant is None:
+        return None
+    for used, uv in quantities.items():
+        if used != meant[0] and uv > 0 and math.isclose(r, meant[1] / uv, rel_tol=1e-9):
+            return meant, (used, uv)
+    return None
 
 
 def diagnose_value(fb: Feedback, name: str, answer, expected, case: Case, known_cache: dict,
@@ -383,8 +547,8 @@ def diagnose_value(fb: Feedback, name: str, answer, expected, case: Case, known_
     # 2. shapes
     shape, ref_shape = tuple(answer.shape), tuple(expected.shape)
     if shape != ref_shape:
-        if expected.dim() == 3 and shape == (ref_shape[0], ref_shape[2], ref_shape[1]):
-            if close(answer.transpose(1, 2), expected, dtype):
+        if expected.dim() >= 3 and shape == ref_shape[:-2] + (ref_shape[-1], ref_shape[-2]):
+            if close(answer.transpose(-1, -2), expected, dtype):
                 fb.bad(f"{name} {where} has shape {shape}, the transpose of {ref_shape}: rows "
                        f"must be the queries and columns the keys", mistake=TRANSPOSED)
             else:
@@ -397,18 +561,37 @@ def diagnose_value(fb: Feedback, name: str, answer, expected, case: Case, known_
             fb.bad(f"{name} {where} has shape {shape}, expected {ref_shape}: a last dimension "
                    f"of {shape[-1]} was never summed over (reduce it, e.g. with @ or .sum(-1))",
                    mistake=UNREDUCED)
+        elif sorted(shape) == sorted(ref_shape) and _permuted(answer, expected, dtype):
+            fb.bad(f"{name} {where} has shape {shape}, expected {ref_shape}: the right values "
+                   f"with the axes in another order (a transpose or permute too many, or one "
+                   f"missing)", mistake=AXES)
+        elif answer.numel() == expected.numel():
+            fb.bad(f"{name} {where} has shape {shape}, expected {ref_shape}: the right number of"
+                   f" entries laid out in another shape, as a .view or .reshape with fixed "
+                   f"numbers does. Take every size from the tensors' .shape", mistake=HARDCODED)
         else:
             fb.bad(f"{name} {where} has shape {shape}, expected {ref_shape}", mistake=SHAPE)
         return False
     a, e = answer.detach().double(), expected.detach().double()
-    # 3. non-finite values
+    # 3. non-finite values, then an output that is zero everywhere
     if not bool(torch.isfinite(a).all()):
+        nan, inf = int(torch.isnan(a).sum()), int(torch.isinf(a).sum())
+        what = " and ".join(part for part in (f"NaN in {nan}" if nan else "",
+                                              f"infinity in {inf}" if inf else "") if part)
+        first = tuple(int(i) for i in (~torch.isfinite(a)).nonzero()[0])
         if bool(torch.isfinite(e).all()) and case.sizes.get("scale", 1) > 1:
-            fb.bad(f"{name} {where} holds NaN or inf: exp of large scores overflows. Subtract "
-                   f"each row's max before the exponential (torch.softmax does this for you)",
-                   mistake=OVERFLOW)
+            fb.bad(f"{name} {where} holds {what} of its {a.numel()} entries (first at index "
+                   f"{first}): exp of large scores overflows. Subtract each row's max before the "
+                   f"exponential (torch.softmax does this for you)", mistake=OVERFLOW)
         else:
-            fb.bad(f"{name} {where} holds NaN or infinite values", mistake=NOT_FINITE)
+            fb.bad(f"{name} {where} holds {what} of its {a.numel()} entries (first at index "
+                   f"{first}), where the reference is finite: a division by zero, a log of 0 or "
+                   f"an overflow", mistake=NOT_FINITE)
+        return False
+    if not bool(a.any()):
+        fb.bad(f"{name} {where} is zero everywhere: a tensor made with torch.zeros (or "
+               f"zeros_like) and never filled, a product with a zero tensor, or values that "
+               f"underflowed", mistake=ALL_ZERO)
         return False
     # 4. the batch: only item 0 right, or item 0 repeated
     if a.dim() >= 2 and a.shape[0] > 1 and close(a[0], e[0], dtype):
@@ -428,16 +611,20 @@ def diagnose_value(fb: Feedback, name: str, answer, expected, case: Case, known_
             fb.bad(f"{name} {where}: {why} (row factors from {rows.min().item():.3g} to "
                    f"{rows.max().item():.3g})", mistake=mistake)
             return False
-    if r is not None and res < 1e-6 and abs(r - 1) > 1e-6:
+    if r is not None and res < 1e-6 and abs(r - 1) > 1e-6 and r != 0:
         for factor, (mistake, why) in case.factors.items():
             if factor != "rows" and math.isclose(r, factor, rel_tol=1e-6):
                 fb.bad(f"{name} {where} is {r:.4g} times the reference: {why}", mistake=mistake)
                 return False
-        order = ["M", "N", "Cp", "Cg", "C", "H", "W", "B"]
-        for label, value in sorted(case.sizes.items(), key=lambda kv: order.index(kv[0])
-                                   if kv[0] in order else len(order)):
-            if label == "scale":
-                continue
+        swap = size_swap(r, case.sizes)
+        if swap is not None:
+            meant, used = swap
+            fb.bad(f"{name} {where} is {r:.4g} times the reference, as if you divided by "
+                   f"{used[0]} = {used[1]} where {meant[0]} = {meant[1]} was meant"
+                   f"{BATCH_HINT if used[0] == 'B' else ''}",
+                   mistake=f"dividing by {used[0]} where {meant[0]} was meant")
+            return False
+        for label, value in _primary(case.sizes):
             for k in (value / r, value * r):
                 if k >= 1.5 and abs(k - round(k)) < 1e-6 and round(k) != value:
                     fb.bad(f"{name} {where} is {r:.4g} times the reference, as if you divided "
@@ -460,28 +647,123 @@ def diagnose_value(fb: Feedback, name: str, answer, expected, case: Case, known_
     return False
 
 
+class Guard:
+    """Inside ``with Guard(forbidden, autograd=...) as g:``, records what the task forbids:
+
+    * ``forbidden``: {name of a torch function (its qualified name, or the end of it): (mistake,
+      why)}, seen through a :class:`~torch.overrides.TorchFunctionMode` (every torch function,
+      method and ``torch.nn.functional`` call passes through it);
+    * ``autograd=True``: any use of autograd, in any form: a graph built (a tensor saved for the
+      backward pass, seen by :func:`torch.autograd.graph.saved_tensors_hooks`),
+      ``torch.autograd.grad``, ``.backward()``, ``requires_grad_``, forward-mode dual tensors, and
+      ``torch.func`` (whose transforms refuse to run under those hooks);
+    * ``calls``: objects whose ``forward`` the guard replaces while it runs (a module the learner
+      must not call), {name: (module, mistake, why)}.
+
+    ``g.found`` is the first (mistake, why) seen, or None."""
+
+    AUTOGRAD_CALLS = ("grad", "backward", "requires_grad_", "_make_dual", "vjp", "jvp")
+
+    def __init__(self, forbidden: dict | None = None, autograd: bool = False,
+                 calls: dict | None = None):
+        self.forbidden, self.autograd, self.calls = forbidden or {}, autograd, calls or {}
+        self.found = None
+        self._stack = None
+
+    def _see(self, mistake, why):
+        if self.found is None:
+            self.found = (mistake, why)
+
+    def __enter__(self):
+        guard = self
+
+        class Seen(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                name = getattr(func, "__qualname__", getattr(func, "__name__", ""))
+                short = name.rsplit(".", 1)[-1]
+                if guard.autograd and short in Guard.AUTOGRAD_CALLS:
+                    guard._see(AUTOGRAD, f"your function called {name.replace('TensorBase', 'Tensor')}")
+                for key, (mistake, why) in guard.forbidden.items():
+                    if name == key or short == key:
+                        guard._see(mistake, why)
+                return func(*args, **(kwargs or {}))
+
+        self._stack = contextlib.ExitStack()
+        for label, (module, mistake, why) in self.calls.items():
+            original = module.forward
+
+            def spy(*args, _original=original, _mistake=mistake, _why=why, **kwargs):
+                self._see(_mistake, _why)
+                return _original(*args, **kwargs)
+            module.forward = spy
+            self._stack.callback(module.__dict__.pop, "forward", None)
+        if self.autograd:
+            def pack(t):
+                self._see(AUTOGRAD, "your function built an autograd graph (a tensor that "
+                          "requires grad, under torch.enable_grad())")
+                return t
+            self._stack.enter_context(torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t))
+        self._stack.enter_context(Seen())
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        return False
+
+    def explain(self, err: BaseException | None = None):
+        """(mistake, why) of a forbidden use, the exception ``err`` included, or None."""
+        if err is not None and self.autograd and "saved tensor hooks" in str(err):
+            self._see(AUTOGRAD, "your function used torch.func (grad, vjp, jacrev, ...)")
+        return self.found
+
+
+def _forbidden(fb: Feedback, guard, where: str, err: BaseException | None = None) -> bool:
+    """Report what the guard saw (True), or nothing (False)."""
+    found = guard.explain(err) if isinstance(guard, Guard) else None
+    if found is None:
+        return False
+    mistake, why = found
+    fb.bad(f"{why} {where}, which this exercise rules out: {GUARD_ADVICE.get(mistake, '')}"
+           .rstrip(": "), mistake=mistake)
+    return True
+
+
+GUARD_ADVICE = {AUTOGRAD: "write each gradient with tensor operations (matrix products, sums), "
+                          "the way the chapter derives them"}
+
+
 def run_case(fb: Feedback, fn, case: Case, names: tuple, earlier_ok: bool, measure=None):
     """Run, validate, compare and differentiate one case. True when everything matched.
 
     ``measure``: a context-manager factory (e.g. the largest-tensor recorder) around the call;
     the case's ``measured`` attribute then holds it."""
     where = case.where
+    guard = case.guard() if case.guard is not None else contextlib.nullcontext()
     if measure is not None:
         case.measured = measure()
         try:
-            with case.measured:
+            with guard, case.measured:
                 out = fn(*case.args)
         except Exception as err:
-            explain_exception(fb, err, where, earlier_ok)
-            return False
-    elif case.no_grad_call:
-        with torch.no_grad():
-            out = call(fb, fn, *case.args, where=where, earlier_ok=earlier_ok)
-        if out is FAILED:
+            if not _forbidden(fb, guard, where, err):
+                explain_exception(fb, err, where, earlier_ok)
             return False
     else:
-        out = call(fb, fn, *case.args, where=where, earlier_ok=earlier_ok)
-        if out is FAILED:
+        try:
+            with torch.no_grad() if case.no_grad_call else contextlib.nullcontext(), guard:
+                out = fn(*case.args)
+        except (Exception, SystemExit) as err:  # the learner's bug, reported in words
+            if not _forbidden(fb, guard, where, err):
+                explain_exception(fb, err, where, earlier_ok)
+            return False
+    if _forbidden(fb, guard, where):
+        return False
+    if out is None and stub_left(fb, fn):
+        return False
+    if case.inspect is not None:
+        found = case.inspect(out)
+        if found is not None:
+            fb.bad(f"{found[1]} {where}", mistake=found[0])
             return False
     outputs = as_outputs(fb, out, names, where)
     if outputs is None:

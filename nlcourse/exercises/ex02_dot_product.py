@@ -54,8 +54,14 @@ def _known(theta, phi, g):
     }
 
 
-def _memory_size():
-    s = distinct(_RNG, dict(B=(2, 3), N=(60, 90), M=(40, 55), Cp=(4, 5), Cg=(6, 7)))
+def draw_sizes(rng=None) -> list:
+    """The three token sizes of the quadratic form (:func:`token_sizes`), and a fourth, larger
+    one for the linear form's memory."""
+    return token_sizes(rng) + [memory_size(rng)]
+
+
+def memory_size(rng=None):
+    s = distinct(rng or _RNG, dict(B=(2, 3), N=(60, 90), M=(40, 55), Cp=(4, 5), Cg=(6, 7)))
     s["scale"] = 1.0
     return s
 
@@ -73,7 +79,7 @@ def check_dot_product(fn, fn_linear=None) -> Feedback:
             f"gradients match nlcourse.reference at {len(sizes)} random sizes")
     if fn_linear is None:
         return fb.report()
-    big = _memory_size()
+    big = memory_size()
     sizes = token_sizes() + [big]
     cases = [token_case(s, 10 + k, lambda t, p, g: (_reference(t, p, g)[0],),
                         lambda t, p, g: {n: ((v[0][0],) if v[0] and v[0][0] is not None else None,

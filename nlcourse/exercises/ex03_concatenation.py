@@ -13,12 +13,13 @@ BROADCAST_SUM = "an O(N M C') broadcast-then-sum"
 PYTHON_LOOP = "a Python loop over pairs"
 
 
-def _sizes():
+def draw_sizes(rng=None):
     """Three random sizes with C' >= 5, so that a (B, N, M, C') tensor is at least 5 times the
     (B, N, M) map the check allows; the last has large values."""
-    s1 = distinct(_RNG, dict(B=(2, 3), N=(11, 17), M=(6, 9), Cp=(5, 5), Cg=(4, 4)))
-    s2 = distinct(_RNG, dict(B=(4, 5), N=(6, 8), M=(12, 15), Cp=(9, 10), Cg=(3, 3)))
-    s3 = distinct(_RNG, dict(B=(2, 3), N=(18, 22), M=(10, 13), Cp=(6, 7), Cg=(5, 5)))
+    rng = rng or _RNG
+    s1 = distinct(rng, dict(B=(2, 3), N=(11, 17), M=(6, 9), Cp=(5, 5), Cg=(4, 4)))
+    s2 = distinct(rng, dict(B=(4, 5), N=(6, 8), M=(12, 15), Cp=(9, 10), Cg=(3, 3)))
+    s3 = distinct(rng, dict(B=(2, 3), N=(18, 22), M=(10, 13), Cp=(6, 7), Cg=(5, 5)))
     s1["scale"], s2["scale"], s3["scale"] = 1.0, 1.0, 12.0
     return [s1, s2, s3]
 
@@ -72,7 +73,7 @@ def _factors(size):
 def check_concatenation(fn) -> Feedback:
     """``fn(theta, phi, g, w) -> (y, attention)`` with attention = ReLU(a_i + b_j) / M."""
     fb = Feedback("Exercise 3 (concatenation)")
-    sizes = _sizes()
+    sizes = draw_sizes()
     cases = []
     for k, size in enumerate(sizes):
         w = torch.randn(2 * size["Cp"], dtype=torch.float64,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..viz import query_centre
-from ._feedback import NO_RETURN, WRONG_TYPE, Feedback, guarded
+from ._feedback import NO_RETURN, WRONG_TYPE, Feedback, as_number, guarded
 
 
 def map_facts(weights, geometry: dict, query: int) -> dict:
@@ -30,34 +30,69 @@ BITS = "entropy in bits"
 SIGN = "entropy sign"
 
 
+RTOL = 1e-3   # the tolerance the task states: within 0.1% of the exact value
+FEW_DIGITS = "an answer given to too few digits"
+
+
 def _number(fb: Feedback, answers: dict, key: str, what: str):
     """answers[key] as a float, or None after saying what it is instead."""
     value = answers[key]
-    if isinstance(value, (tuple, list, np.ndarray)) and np.size(value) == 1:
-        value = np.ravel(value)[0]
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        fb.bad(f"answers[{key!r}] should be one number ({what}), got {type(value).__name__} "
-               f"{value!r:.60}", mistake=WRONG_TYPE)
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    return as_number(fb, value, f"answers[{key!r}] ({what})", "")
+
+
+def _digits(value: float) -> int:
+    """The significant digits a number was given with (its shortest repr): 2.47 has 3."""
+    mantissa = repr(abs(value)).lower().split("e")[0].replace(".", "").lstrip("0")
+    return len(mantissa.rstrip("0")) or 1
+
+
+def _rounded(value: float, truth: float) -> bool:
+    """True when ``value`` is ``truth`` rounded or cut to the digits it was given with."""
+    n = _digits(value)
+    if n >= 6 or truth == 0:
+        return False
+    step = 10.0 ** (math.floor(math.log10(abs(truth))) - n + 1)
+    return any(math.isclose(value, candidate, rel_tol=1e-9, abs_tol=step * 1e-6)
+               for candidate in (float(f"{truth:.{n}g}"), math.trunc(truth / step) * step))
+
+
+def _close(value: float, truth: float, fb: Feedback, what: str) -> bool | None:
+    """True when right to the stated tolerance, False (with a message) when right only to the
+    digits given, None otherwise."""
+    if math.isclose(value, truth, rel_tol=RTOL, abs_tol=1e-6):
+        return True
+    if _rounded(value, truth):
+        fb.bad(f"{what} is right to the {_digits(value)} significant digits you gave, but the "
+               f"check needs it within 0.1% of the exact value: give more digits (use the "
+               f"unrounded number)", mistake=FEW_DIGITS)
+        return False
+    return None
+
+
+def _as_int(v):
+    """An int from a Python, NumPy or 0-d tensor integer, or an integer-valued float; else None."""
+    if hasattr(v, "numel") and v.numel() == 1:
+        v = v.reshape(()).item()
+    elif type(v).__module__ == "numpy" and getattr(v, "size", 1) == 1:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
-    value = float(value)
-    if not math.isfinite(value):
-        fb.bad(f"answers[{key!r}] is {value}: {what} must be a finite number", mistake=WRONG_TYPE)
-        return None
-    return value
+    return int(v) if float(v) == int(v) else None
 
 
 def _key(fb: Feedback, value):
     """answers["strongest_key"] as a tuple of ints, or None after saying why not."""
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist") and getattr(value, "ndim", 1) > 0:
         value = value.tolist()
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return (int(value),)
-    if isinstance(value, (tuple, list)) and all(
-            isinstance(v, (int, np.integer, float, np.floating)) and not isinstance(v, bool)
-            and float(v) == int(v) for v in value) and len(value) in (1, 2):
-        return tuple(int(v) for v in value)
+    single = _as_int(value)
+    if single is not None:
+        return (single,)
+    if isinstance(value, (tuple, list)) and len(value) in (1, 2):
+        ints = [_as_int(v) for v in value]
+        if all(i is not None for i in ints):
+            return tuple(ints)
     fb.bad(f"answers['strongest_key'] should be a (row, column) pair of ints on the key grid, "
            f"got {type(value).__name__} {value!r:.60}", mistake=WRONG_TYPE)
     return None
@@ -106,9 +141,10 @@ def check_map_reading(answers, weights, geometry: dict, query: int) -> Feedback:
                f"map, then divmod(j, {k})")
     dist = _number(fb, answers, "distance_px", "a distance in pixels")
     d = truth["distance_px"]
-    if dist is None:
+    verdict = None if dist is None else _close(dist, d, fb, "the distance")
+    if dist is None or verdict is False:
         pass
-    elif math.isclose(dist, d, rel_tol=1e-3, abs_tol=1e-3):
+    elif verdict:
         fb.good("the distance is right: in pixels, from the query's centre to the key's centre")
     elif d > 0 and math.isclose(dist * geometry["key_px"], d, rel_tol=1e-2):
         fb.bad(f"that distance is in key cells; one key covers {geometry['key_px']} pixels",
@@ -137,9 +173,10 @@ def check_map_reading(answers, weights, geometry: dict, query: int) -> Feedback:
     ent = _number(fb, answers, "entropy", "an entropy in nats")
     h = truth["entropy"]
     p = np.asarray(weights, dtype=np.float64)
-    if ent is None:
+    verdict = None if ent is None else _close(ent, h, fb, "the entropy")
+    if ent is None or verdict is False:
         pass
-    elif math.isclose(ent, h, rel_tol=1e-3, abs_tol=1e-6):
+    elif verdict:
         fb.good(f"the entropy is right, in nats (uniform weights over {k ** 2} keys would give "
                 f"{math.log(k ** 2):.3f})")
     elif math.isclose(ent * math.log(2), h, rel_tol=1e-3):

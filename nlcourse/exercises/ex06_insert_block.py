@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from ..blocks import NonLocalBlock
-from ._feedback import DETACHED, FAILED, NO_RETURN, WRONG_TYPE, Feedback, call, guarded
+from ._feedback import (DETACHED, EMPTY, FAILED, INTEGER, NO_RETURN, NOT_FINITE, WRONG_TYPE,
+                        Feedback, call, guarded)
 
 NO_BLOCK = "no block inserted"
 BLOCK_UNUSED = "a block that is never called"
@@ -75,7 +76,17 @@ def check_insert_block(make_model, base=None) -> Feedback:
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (B, 10):
             fb.bad(f"the output should be (batch, 10) logits, got "
                    f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}"
-                   f" for a batch of {B}", mistake=WRONG_TYPE)
+                   f" for a batch of {B}", mistake=EMPTY if isinstance(out, torch.Tensor) and
+                   out.numel() == 0 else WRONG_TYPE)
+            return fb.report()
+        if not out.is_floating_point():
+            fb.bad(f"the logits have dtype {out.dtype}, an integer type: the network's output "
+                   f"must stay floating-point (no .long(), round or argmax in forward)",
+                   mistake=INTEGER)
+            return fb.report()
+        if not bool(torch.isfinite(out).all()):
+            fb.bad(f"the logits hold NaN or infinity for a batch of {B} random images: a "
+                   f"division by zero or an overflow in forward", mistake=NOT_FINITE)
             return fb.report()
         outputs[B] = (x, out.detach())
     for h in handles:

@@ -1,94 +1,172 @@
-"""Exercise 7: the backward pass of the embedded Gaussian operation, by hand, against autograd."""
+"""Exercise 7: the backward pass of the Gaussian operation y = softmax(x x^T) x by hand, where one
+input x is the query, the key and the value at once, so that three paths add; against autograd.
+
+The gradients chapter derives the embedded Gaussian's backward pass with separate theta, phi and
+g; here there is only x, so the learner must see that the chain rule sums over its three uses,
+and that the score gradient is not symmetric although the scores are."""
 
 from __future__ import annotations
 
 import torch
 
-from ._feedback import (Case, Feedback, clone_args, describe, guarded, name_leaves, run_cases,
-                        token_inputs, token_sizes)
-from .ex01_embedded_gaussian import stable_reference
+from ._feedback import (_RNG, AUTOGRAD, Case, Feedback, Guard, clone_args, describe, distinct,
+                        guarded, name_leaves, run_cases)
 
-NAMES = ("grad_theta", "grad_phi", "grad_g")
-AUTOGRAD = "autograd used instead of the formulas"
+NAMES = ("grad_x",)
 SECOND_TERM = "the softmax Jacobian's second term forgotten"
+VALUE_PATH = "the value path forgotten"
+KEY_PATH = "the key path forgotten"
+QUERY_PATH = "the query path forgotten"
+SYMMETRIC = "the score gradient taken as symmetric"
+PATHS_APART = "the three paths returned separately, not added"
 
 
-def _autograd(theta, phi, g, grad_y):
-    """The reference: autograd through nlcourse.reference's forward (max-shifted exponential)."""
-    leaves = [t.detach().clone().requires_grad_() for t in (theta, phi, g)]
+def gaussian(x):
+    """y = softmax(x x^T) x over the keys, each row's largest score subtracted first (which
+    leaves the softmax unchanged, and the large inputs of the check finite)."""
+    scores = x @ x.transpose(1, 2)
+    return torch.softmax(scores, dim=-1) @ x
+
+
+def _autograd(x, grad_y):
+    """The reference: autograd through :func:`gaussian`."""
+    leaf = x.detach().clone().requires_grad_()
     with torch.enable_grad():
-        y, _ = stable_reference(*leaves)
-        return torch.autograd.grad(y, leaves, grad_y)
+        return torch.autograd.grad(gaussian(leaf), leaf, grad_y)
 
 
-def _known(theta, phi, g, grad_y):
-    A = torch.softmax(theta @ phi.transpose(1, 2), dim=-1)
-    grad_A = grad_y @ g.transpose(1, 2)
-    grad_g = A.transpose(1, 2) @ grad_y
-    right_S = A * (grad_A - (grad_A * A).sum(-1, keepdim=True))
+def paths(x, grad_y, *, second_term=True, row_dim=-1, weighted=True, softmax=True,
+          value_transposed=True, scale=1.0, softmax_dim=-1, grad_a_transposed=False):
+    """(value, query, key): the three terms of dL/dx, each with one step changeable (the
+    defaults are right; a keyword makes one known mistake). Used by the check only: the solution
+    is in the notebook."""
+    A = torch.softmax(scale * x @ x.transpose(1, 2), dim=softmax_dim)  # (B, N, N)
+    grad_A = grad_y @ x.transpose(1, 2)                               # (B, N, N)
+    if grad_a_transposed:
+        grad_A = grad_A.transpose(1, 2)
+    if not softmax:
+        grad_S = grad_A
+    elif not second_term:
+        grad_S = A * grad_A
+    else:
+        inner = grad_A * A if weighted else grad_A
+        grad_S = A * (grad_A - inner.sum(row_dim, keepdim=True))
+    grad_S = scale * grad_S
+    value = (A.transpose(1, 2) if value_transposed else A) @ grad_y
+    return value, grad_S @ x, grad_S.transpose(1, 2) @ x
 
-    def with_scores(grad_scores, grad_g=grad_g):
-        return grad_scores @ phi, grad_scores.transpose(1, 2) @ theta, grad_g
+
+def _known(x, grad_y):
+    value, query, key = paths(x, grad_y)
+
+    def total(**change):
+        return (sum(paths(x, grad_y, **change)),)
+    ones = torch.ones_like(grad_y)
+    C = x.shape[-1]
     return {
-        SECOND_TERM: (
-            with_scores(A * grad_A), "the softmax's Jacobian is diag(a) - a a^T: grad_s = a * "
-            "(grad_a - sum_j a_j grad_a_j), and the subtracted sum is missing"),
+        VALUE_PATH: ((query + key,), "x is also the value: y = A x gives A^T grad_y, the same "
+                     "term as grad_g in the chapter"),
+        KEY_PATH: ((value + query,), "x is also the key: the scores s_ij = x_i . x_j depend on "
+                   "x_j too, which gives grad_S^T x (grad_phi in the chapter)"),
+        QUERY_PATH: ((value + key,), "x is also the query: s_ij depends on x_i, which gives "
+                     "grad_S x (grad_theta in the chapter)"),
+        "only the value path": ((value,), "the scores depend on x as well (twice): add the query "
+                                "and the key paths, grad_S x and grad_S^T x"),
+        SYMMETRIC: ((value + 2 * query,), "S = x x^T is symmetric, but grad_S is not (its rows "
+                    "are softmax rows): the two score paths are grad_S x + grad_S^T x, not "
+                    "2 grad_S x"),
+        "the score gradient taken as symmetric (transposed)": (
+            (value + 2 * key,), "grad_S is not symmetric: the query path is grad_S x and the "
+            "key path grad_S^T x", SYMMETRIC),
+        SECOND_TERM: (total(second_term=False), "the softmax's Jacobian is diag(a) - a a^T: "
+                      "grad_s = a * (grad_a - sum_j a_j grad_a_j), and the subtracted sum is "
+                      "missing"),
         "the row sum over the wrong dimension": (
-            with_scores(A * (grad_A - (grad_A * A).sum(1, keepdim=True))),
-            "the softmax runs over the keys (dim -1), so the sum in its Jacobian does too"),
+            total(row_dim=1), "the softmax runs over the keys (dim -1), so the sum in its "
+            "Jacobian does too"),
         "the row sum without the weights": (
-            with_scores(A * (grad_A - grad_A.sum(-1, keepdim=True))),
-            "the subtracted term is sum_j a_j grad_a_j: weight each grad_a_j by a_j"),
-        "the softmax skipped": (
-            with_scores(grad_A), "grad_a is the gradient with respect to the weights; the "
-            "scores s = theta . phi sit behind the softmax, whose Jacobian multiplies it"),
-        "grad_theta and grad_phi swapped": (
-            (right_S.transpose(1, 2) @ theta, right_S @ phi, grad_g),
-            "s_ij = theta_i . phi_j: grad_theta = grad_s @ phi (one row per query), grad_phi = "
-            "grad_s^T @ theta (one row per key)"),
-        "the outputs in the wrong order": (
-            (grad_g, right_S @ phi, right_S.transpose(1, 2) @ theta),
-            "return (grad_theta, grad_phi, grad_g), in the order of the arguments"),
+            total(weighted=False), "the subtracted term is sum_j a_j grad_a_j: weight each "
+            "grad_a_j by a_j"),
+        "the softmax skipped": (total(softmax=False), "grad_A is the gradient with respect to "
+                                "the weights; the scores sit behind the softmax, whose Jacobian "
+                                "multiplies it"),
+        "A instead of A^T in the value path": (
+            total(value_transposed=False), "y_i = sum_j a_ij x_j, so x_j collects a_ij over the "
+            "queries i: A^T grad_y"),
+        "the score paths with the wrong sign": (
+            (value - query - key,), "the score paths add to the value path, like every path of "
+            "the chain rule: value + grad_S x + grad_S^T x"),
+        "grad_A transposed": (total(grad_a_transposed=True), "grad_A = grad_y x^T, (B, N, N) "
+                              "with one row per query: x grad_y^T is its transpose"),
+        "the softmax over the queries in the forward pass": (
+            total(softmax_dim=1), "the weights are a softmax over the keys, dim=-1: S is "
+                                  "symmetric, so a softmax over dim 1 gives A^T"),
+        "grad_y ignored": ((sum(paths(x, ones)),), "the backward pass starts from the gradient "
+                           "it is given, grad_y, not from y.sum() (a grad_y of ones)"),
+        "a scale the formula does not have": (
+            total(scale=C ** -0.5), f"the scores were multiplied by C^-1/2 = {C ** -0.5:.3g}; "
+            f"this exercise's Gaussian is softmax(x x^T) with no scale"),
     }
 
 
 def _factors(size):
-    M = size["M"]
+    N = size["N"]
     return {-1.0: ("a sign error", "the gradient points the other way: check the sign of the "
                    "subtracted term and of every product"),
-            1 / M: ("a 1/M that belongs to the dot product", f"the embedded Gaussian has no "
-                    f"1/M (M = {M}): its normalisation is the softmax itself"),
-            "rows": ("the softmax Jacobian's second term forgotten", "each row is off by its own "
-                     "factor: check the softmax's Jacobian, diag(a) - a a^T")}
+            2.0: ("every path counted twice", "each of the three uses of x contributes once"),
+            1 / N: ("a 1/N that belongs to the dot product", f"the Gaussian has no 1/N (N = {N}):"
+                    f" its normalisation is the softmax itself")}
+
+
+def _apart(x_shape):
+    def inspect(out):
+        if (isinstance(out, (tuple, list)) and len(out) == 3 and all(
+                isinstance(t, torch.Tensor) and tuple(t.shape) == x_shape for t in out)):
+            return PATHS_APART, ("you returned three tensors of x's shape, one per path: x is "
+                                 "one variable, and its gradient is their sum")
+        return None
+    return inspect
+
+
+def draw_sizes(rng=None) -> list[dict]:
+    """Three random sizes: N queries (and keys) of C channels, batch above one, all different;
+    the last with values large enough that exp(x_i . x_i) overflows unless the max is
+    subtracted."""
+    rng = rng or _RNG
+    out = [distinct(rng, dict(B=(2, 3), N=(9, 14), C=(4, 6))),
+           distinct(rng, dict(B=(4, 5), N=(6, 8), C=(10, 12))),
+           distinct(rng, dict(B=(2, 3), N=(15, 20), C=(5, 7)))]
+    for size, scale in zip(out, (1.0, 1.0, 15.0)):
+        size["scale"] = scale
+    return out
 
 
 def _case(size, k):
-    theta, phi, g = token_inputs(size, 500 + k)
-    gen = torch.Generator().manual_seed(900 + k)
-    grad_y = torch.randn(size["B"], size["N"], size["Cg"], dtype=torch.float64, generator=gen)
-    leaves = name_leaves(theta=theta.detach(), phi=phi.detach(), g=g.detach(), grad_y=grad_y)
-    passed, watch = clone_args(leaves, ["theta", "phi", "g", "grad_y"])
+    gen = torch.Generator().manual_seed(500 + k)
+    B, N, C, s = size["B"], size["N"], size["C"], size["scale"]
+    x = torch.randn(B, N, C, dtype=torch.float64, generator=gen) * s
+    grad_y = torch.randn(B, N, C, dtype=torch.float64, generator=gen)
+    leaves = name_leaves(x=x, grad_y=grad_y)
+    passed, watch = clone_args(leaves, ["x", "grad_y"])
     return Case(args=tuple(passed), watch=watch, leaves=leaves,
-                reference=lambda: _autograd(*leaves), known=lambda: _known(*leaves),
+                reference=lambda: _autograd(x, grad_y), known=lambda: _known(x, grad_y),
                 factors=_factors(size), sizes=dict(size), where=f"at size {describe(size)}",
-                differentiable=False, no_grad_call=True,
-                floor=size["scale"] if size["scale"] > 1 else 0.0)
+                differentiable=False, no_grad_call=True, floor=s if s > 1 else 0.0,
+                guard=lambda: Guard(autograd=True), inspect=_apart((B, N, C)))
 
 
 @guarded("Exercise 7 (the backward pass by hand)")
 def check_softmax_backward(fn) -> Feedback:
-    """``fn(theta, phi, g, grad_y) -> (grad_theta, grad_phi, grad_g)`` for y = softmax(theta
-    phi^T) g, written with tensor operations (no autograd), compared with autograd."""
+    """``fn(x, grad_y) -> grad_x`` for y = softmax(x x^T) x (the Gaussian operation with x as
+    query, key and value), written with tensor operations only: any use of autograd is refused
+    by name. Compared with autograd's gradient."""
     fb = Feedback("Exercise 7 (the backward pass by hand)")
-    sizes = token_sizes()
-    start = len(fb.lines)
+    sizes = draw_sizes()
     if run_cases(fb, fn, [_case(s, k) for k, s in enumerate(sizes)], NAMES):
-        fb.good(f"grad_theta, grad_phi and grad_g equal autograd's at {len(sizes)} random sizes "
-                f"({'; '.join(describe(s) for s in sizes)}), large scores included")
-    elif any("does not require grad" in text or "does not have a grad_fn" in text
-             for _, text in fb.lines[start:]):
-        fb.mistakes.append(AUTOGRAD)
-        fb.lines.append((False, f"this looks like {AUTOGRAD}: the check calls your function "
-                         f"under torch.no_grad(), so .backward() and torch.autograd.grad have "
-                         f"nothing to work on. Write each gradient with matrix products"))
+        fb.good(f"grad_x equals autograd's at {len(sizes)} random sizes "
+                f"({'; '.join(describe(s) for s in sizes)}), large scores included, with no "
+                f"autograd in your function")
     return fb.report()
+
+
+__all__ = ["check_softmax_backward", "gaussian", "paths", "AUTOGRAD"]

@@ -145,10 +145,22 @@ def linear_returns_pair(theta, phi, g):
     return theta @ kv / phi.shape[1], kv
 
 
+def by_len(theta, phi, g):
+    attention = theta @ phi.transpose(1, 2) / len(phi)          # len() is the batch size
+    return attention @ g, attention
+
+
+def by_m_minus_one(theta, phi, g):
+    attention = theta @ phi.transpose(1, 2) / (phi.shape[1] - 1)   # an "unbiased" mean
+    return attention @ g, attention
+
+
 WRONG = [
     ("forgot return", q(forgot_return), {fbk.NO_RETURN}),
     ("divided by N", q(by_n), {BY_N}),
     ("divided by 32", q(by_32), {fbk.HARDCODED}),
+    ("divided by len(phi)", q(by_len), {"dividing by B where M was meant"}),
+    ("divided by M - 1", q(by_m_minus_one), {"dividing by M - 1 where M was meant"}),
     ("no normalisation", q(no_norm), {NO_NORM}),
     ("softmax", q(softmax), {SOFTMAX}),
     ("y divided twice", q(normalised_twice), {"y divided by M twice", "dividing by M twice"}),

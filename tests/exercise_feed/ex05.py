@@ -6,7 +6,7 @@ import numpy as np
 
 from nlcourse import viz
 from nlcourse.exercises import _feedback as fbk
-from nlcourse.exercises.ex05_read_maps import BITS, CELLS, FLAT, ROW_COL, SIGN
+from nlcourse.exercises.ex05_read_maps import BITS, CELLS, FEW_DIGITS, FLAT, ROW_COL, SIGN
 
 
 def _right(weights, geometry, query):
@@ -96,6 +96,20 @@ def as_string(out, w, geo, q):
     return f"{out['distance_px']:.2f} px"
 
 
+def three_digits(out, w, geo, q):
+    """Typed from a printout, cut after two decimals."""
+    return math.floor(out["entropy"] * 100) / 100
+
+
+def distance_rounded(out, w, geo, q):
+    return round(out["distance_px"], 1)
+
+
+def entropy_tensor_vector(out, w, geo, q):
+    import torch
+    return torch.tensor([out["entropy"], out["entropy"]])
+
+
 WRONG = [
     ("None", lambda w, g, q: None, {fbk.NO_RETURN}),
     ("a tuple", lambda w, g, q: tuple(_right(w, g, q).values()), {fbk.WRONG_TYPE}),
@@ -118,6 +132,9 @@ WRONG = [
     ("min-entropy", edit(entropy=min_entropy), {"the min-entropy"}),
     ("distance as a string", edit(distance_px=as_string), {fbk.WRONG_TYPE}),
     ("key as None", edit(strongest_key=lambda *a: None), {fbk.WRONG_TYPE}),
+    ("entropy cut to 3 digits", edit(entropy=three_digits), {FEW_DIGITS}),
+    ("distance to 1 decimal", edit(distance_px=distance_rounded), {FEW_DIGITS}),
+    ("entropy as a 2-vector", edit(entropy=entropy_tensor_vector), {fbk.WRONG_TYPE}),
 ]
 
 
@@ -144,5 +161,23 @@ def right_scipy_style(weights, geometry, query):
     return out
 
 
+def right_torch(weights, geometry, query):
+    import torch
+    w = torch.as_tensor(weights)
+    k = geometry["key_grid"]
+    j = w.argmax()
+    out = _right(weights, geometry, query)
+    out["strongest_key"] = (j // k, j % k)                       # a tuple of 0-d tensors
+    out["entropy"] = -(w * w.log()).sum()                        # a 0-d tensor
+    return out
+
+
+def right_float_key(weights, geometry, query):
+    out = _right(weights, geometry, query)
+    out["strongest_key"] = tuple(float(v) for v in out["strongest_key"])   # 5.0, 1.0
+    return out
+
+
 RIGHT = [("the solution", _right), ("NumPy types", right_numpy_types),
-         ("unravel_index", right_unravel), ("normalised first", right_scipy_style)]
+         ("unravel_index", right_unravel), ("normalised first", right_scipy_style),
+         ("torch, 0-d tensors", right_torch), ("integer-valued floats", right_float_key)]

@@ -1,5 +1,7 @@
 """Exercise 8, the cost of a configuration: fn(mode, shape, inter_channels) -> FLOPs."""
 
+import math
+
 import torch
 
 from nlcourse.exercises import _feedback as fbk
@@ -114,6 +116,85 @@ def pooled_twice(mode, shape, inter_channels=None):
     return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp)
 
 
+def precedence(mode, shape, inter_channels=None):
+    B, C, H, W = shape
+    Cp = inter_channels or C // 2
+    N, M = H * W, H // 2 * W // 2
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp)
+
+
+def cp_rounded_up(mode, shape, inter_channels=None):
+    B, C, H, W = shape
+    Cp = inter_channels or (C + 1) // 2
+    N, M = H * W, (H // 2) * (W // 2)
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp)
+
+
+def cp_half(mode, shape, inter_channels=None):
+    B, C, H, W = shape
+    Cp = inter_channels or C / 2
+    N, M = H * W, (H // 2) * (W // 2)
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp)
+
+
+def pool_ceil(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    M = math.ceil(H / 2) * math.ceil(W / 2)
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp)
+
+
+def quarter_floor(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    M = N // 4
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp)
+
+
+def ignores_inter_channels(mode, shape, inter_channels=None):
+    return 2 * macs(mode, shape, None)
+
+
+def ignores_mode(mode, shape, inter_channels=None):
+    return 2 * macs("embedded_gaussian", shape, inter_channels)
+
+
+def sum_at_width_c(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * C)
+
+
+def macs_without_batch(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    return _convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp
+
+
+def scores_twice(mode, shape, inter_channels=None):
+    """Counts the scores once for f and again for the normalisation's pass."""
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    return 2 * B * (_convs(mode, N, C, Cp) + 2 * N * M * _pair_width(mode, C, Cp) + N * M * Cp)
+
+
+def as_numpy_array(mode, shape, inter_channels=None):
+    import numpy as np
+    return np.array([2 * macs(mode, shape, inter_channels)])[:0]
+
+
+def gaussian_cp_width(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    width = 2 * Cp if mode == "concatenation" else Cp
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * width + N * M * Cp)
+
+
+def with_residual(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    return 2 * macs(mode, shape, inter_channels) + 2 * B * N * C      # "z = W y + x"
+
+
+def pool_round(mode, shape, inter_channels=None):
+    B, C, H, W, Cp, N, M = _sizes(shape, inter_channels)
+    M = round(H / 2) * round(W / 2)
+    return 2 * B * (_convs(mode, N, C, Cp) + N * M * _pair_width(mode, C, Cp) + N * M * Cp)
+
+
 WRONG = [
     ("multiply-adds", macs, {"multiply-adds, not FLOPs"}),
     ("batch forgotten", no_batch, {"the batch forgotten"}),
@@ -134,6 +215,21 @@ WRONG = [
     ("a tuple", as_tuple, {fbk.WRONG_TYPE}),
     ("inter_channels None unhandled", cp_none_crash, {fbk.EXCEPTION}),
     ("pooled by 4", pooled_twice, {"pooled twice"}),
+    ("H // 2 * W // 2", precedence, {"H // 2 * W // 2 without brackets"}),
+    ("(C + 1) // 2", cp_rounded_up, {"C' rounded up"}),
+    ("C / 2", cp_half, {"C' as C / 2, not C // 2"}),
+    ("ceil pooling", pool_ceil, {"the pooled size rounded up"}),
+    ("N // 4", quarter_floor, {"N // 4 instead of pooling each axis"}),
+    ("inter_channels ignored", ignores_inter_channels, {"inter_channels ignored"}),
+    ("mode ignored", ignores_mode, {"the mode ignored"}),
+    ("weighted sum at width C", sum_at_width_c, {"the weighted sum at width C"}),
+    ("multiply-adds and no batch", macs_without_batch, {"multiply-adds, not FLOPs",
+                                                        "the batch forgotten"}),
+    ("scores counted twice", scores_twice, {"the scores counted 2 times"}),
+    ("an empty array", as_numpy_array, {fbk.EMPTY}),
+    ("Gaussian scores at C'", gaussian_cp_width, {"the Gaussian's scores at width C'"}),
+    ("the residual as multiply-adds", with_residual, {"the residual counted as multiply-adds"}),
+    ("round(H / 2)", pool_round, {"the pooled size from round(H / 2)"}),
 ]
 
 

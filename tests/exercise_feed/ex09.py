@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from nlcourse.exercises import _feedback as fbk
-from nlcourse.exercises.ex09_multi_head import NO_SCALE, WIDE_SCALE
+from nlcourse.exercises.ex09_multi_head import (FUNCTIONAL_CALLED, MODULE_CALLED, NO_SCALE,
+                                                WIDE_SCALE)
 
 
 def _project(mha, query, key, value, bias=True):
@@ -121,11 +122,11 @@ def modifies_query(mha, query, key, value):
 
 def detached(mha, query, key, value):
     with torch.no_grad():
-        return mha(query, key, value, average_attn_weights=False)
+        return right_einsum(mha, query, key, value)
 
 
 def only_out(mha, query, key, value):
-    return mha(query, key, value, average_attn_weights=False)[0]
+    return right_einsum(mha, query, key, value)[0]
 
 
 def weights_transposed(mha, query, key, value):
@@ -133,6 +134,85 @@ def weights_transposed(mha, query, key, value):
     q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
     w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
     return mha.out_proj(_merge(w @ v)), w.transpose(-1, -2)
+
+
+def calls_the_module(mha, query, key, value):
+    return mha(query, key, value, average_attn_weights=False)
+
+
+def functional_forward(mha, query, key, value):
+    q, k, v = (t.transpose(0, 1) for t in (query, key, value))
+    out, w = F.multi_head_attention_forward(
+        q, k, v, mha.embed_dim, mha.num_heads, mha.in_proj_weight, mha.in_proj_bias, None, None,
+        False, 0.0, mha.out_proj.weight, mha.out_proj.bias, training=False,
+        average_attn_weights=False)
+    return out.transpose(0, 1), w
+
+
+def a_copy_of_the_module(mha, query, key, value):
+    twin = torch.nn.MultiheadAttention(mha.embed_dim, mha.num_heads, batch_first=True).double()
+    twin.load_state_dict(mha.state_dict())
+    return twin(query, key, value, average_attn_weights=False)
+
+
+def merged_interleaved(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    y = (w @ v).permute(0, 2, 3, 1).reshape(query.shape)        # (B, N, d, h): wrong order
+    return mha.out_proj(y), w
+
+
+def no_out_bias(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    return _merge(w @ v) @ mha.out_proj.weight.T, w
+
+
+def untransposed(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    Wq, Wk, Wv = mha.in_proj_weight.chunk(3)
+    bq, bk, bv = mha.in_proj_bias.chunk(3)
+    q, k, v = (_split(t @ W + b, h) for t, W, b in ((query, Wq, bq), (key, Wk, bk),
+                                                     (value, Wv, bv)))
+    w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    return mha.out_proj(_merge(w @ v)), w
+
+
+def scale_after_softmax(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2), dim=-1) / d ** 0.5
+    return mha.out_proj(_merge(w @ v)), w
+
+
+def scale_multiplied(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2) * d ** 0.5, dim=-1)
+    return mha.out_proj(_merge(w @ v)), w
+
+
+def weights_flat(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    return mha.out_proj(_merge(w @ v)), w.flatten(0, 1)
+
+
+def bias_twice(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    return mha.out_proj(_merge(w @ v)) + mha.out_proj.bias, w
+
+
+def weights_heads_second(mha, query, key, value):
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = (_split(t, h) for t in _project(mha, query, key, value))
+    w = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+    return mha.out_proj(_merge(w @ v)), w.transpose(1, 2)       # (B, N, h, M)
 
 
 WRONG = [
@@ -153,6 +233,17 @@ WRONG = [
     ("mha under no_grad", detached, {fbk.DETACHED}),
     ("only out returned", only_out, {fbk.WRONG_TYPE}),
     ("weights transposed", weights_transposed, {fbk.TRANSPOSED, fbk.SHAPE}),
+    ("calls mha(...)", calls_the_module, {MODULE_CALLED}),
+    ("F.multi_head_attention_forward", functional_forward, {FUNCTIONAL_CALLED}),
+    ("a copy of the module", a_copy_of_the_module, {FUNCTIONAL_CALLED, MODULE_CALLED}),
+    ("heads merged in the wrong order", merged_interleaved, {"heads merged in the wrong order"}),
+    ("output bias forgotten", no_out_bias, {"the output bias forgotten"}),
+    ("x @ W, not x @ W.T", untransposed, {"the projection weights untransposed"}),
+    ("scale after the softmax", scale_after_softmax, {"a misplaced scale"}),
+    ("scale multiplied by sqrt(d)", scale_multiplied, {"a misplaced scale"}),
+    ("(B h, N, M) weights", weights_flat, {"the heads flattened into the batch"}),
+    ("out_proj bias added again", bias_twice, {"the output bias added twice"}),
+    ("(B, N, h, M) weights", weights_heads_second, {fbk.AXES}),
 ]
 
 

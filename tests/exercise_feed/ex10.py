@@ -125,6 +125,46 @@ def inplace_scores(theta, phi, g, k):
     return _masked_y(s, g, s.topk(k, -1).indices), _bound(s, g, k)
 
 
+def after_next(theta, phi, g, k):
+    s = theta @ phi.transpose(1, 2)
+    top = s.topk(k + 2, dim=-1)
+    return _masked_y(s, g, top.indices[..., :k]), _bound(s, g, k, edge=top.values[..., k + 1])
+
+
+def count_off_by_one(theta, phi, g, k):
+    s = theta @ phi.transpose(1, 2)
+    M = s.shape[-1]
+    top = s.topk(k + 1, dim=-1).values
+    r = ((M - k - 1) * torch.exp(top[..., k] - torch.logsumexp(top[..., :k], -1))).clamp(max=1)
+    return _masked_y(s, g, s.topk(k, -1).indices), 2 * g.abs().amax(dim=(1, 2))[:, None] * r
+
+
+def zero_filled(theta, phi, g, k):
+    s = theta @ phi.transpose(1, 2)
+    idx = s.topk(k, -1).indices
+    kept = torch.zeros_like(s, dtype=torch.bool).scatter(-1, idx, True)
+    return torch.softmax(s.masked_fill(~kept, 0.0), -1) @ g, _bound(s, g, k)
+
+
+def lse_of_all(theta, phi, g, k):
+    s = theta @ phi.transpose(1, 2)
+    top = s.topk(k + 1, dim=-1).values
+    r = ((s.shape[-1] - k) * torch.exp(top[..., k] - torch.logsumexp(s, -1))).clamp(max=1)
+    return _masked_y(s, g, s.topk(k, -1).indices), 2 * g.abs().amax(dim=(1, 2))[:, None] * r
+
+
+def bound_zero(theta, phi, g, k):
+    s = theta @ phi.transpose(1, 2)
+    return _masked_y(s, g, s.topk(k, -1).indices), torch.zeros(s.shape[:2], dtype=s.dtype)
+
+
+def max_not_lse(theta, phi, g, k):
+    s = theta @ phi.transpose(1, 2)
+    top = s.topk(k + 1, dim=-1).values
+    r = ((s.shape[-1] - k) * torch.exp(top[..., k] - top[..., 0])).clamp(max=1)
+    return _masked_y(s, g, s.topk(k, -1).indices), 2 * g.abs().amax(dim=(1, 2))[:, None] * r
+
+
 WRONG = [
     ("k-th score", kth_score, {"the k-th score instead of the (k+1)-th"}),
     ("(M - k) forgotten", no_count, {"(M - k) forgotten"}),
@@ -143,6 +183,13 @@ WRONG = [
     ("max |g| of batch item 0", batch0_gmax, {fbk.BATCH, "max |g| over the whole batch"}),
     ("only y", y_only, {fbk.WRONG_TYPE}),
     ("theta shifted in place", inplace_scores, {fbk.INPLACE_INPUT}),
+    ("(k+2)-th score", after_next, {"the bound from the wrong order statistic"}),
+    ("M - k - 1 left out", count_off_by_one, {"the count of left-out keys off by one"}),
+    ("dropped scores at 0", zero_filled, {"the dropped scores set to 0, not -inf"}),
+    ("logsumexp of every score", lse_of_all, {"the logsumexp over every key"}),
+    ("bound of zeros", bound_zero, {fbk.ALL_ZERO}),
+    ("largest kept score, not logsumexp", max_not_lse,
+     {"the largest score instead of the logsumexp"}),
 ]
 
 
