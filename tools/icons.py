@@ -65,6 +65,12 @@ HEAD = """/* The theme's icons, drawn for this course (tools/icons.py writes thi
   -webkit-mask: var(--nl-icon) center / contain no-repeat;
   mask: var(--nl-icon) center / contain no-repeat;
 }
+/* The theme's stylesheet still draws each icon as a glyph of the icon font; not here (and so the
+   font's files, 270 KB, are never fetched). */
+.fa::before, .fas::before, .fab::before, .far::before, .fa-solid::before, .fa-brands::before,
+.fa-regular::before {
+  content: none !important;
+}
 """
 
 

@@ -17,7 +17,9 @@ Light pages (what a reader downloads):
 
 - The theme's icon-font script (``fontawesome.js``, 1.5 MB on every page) is dropped from every
   page and from ``_static``; ``static/nlcourse-icons.css`` draws the few icons the theme uses
-  (``tools/icons.py``).
+  (``tools/icons.py``), so the icon font's files are never fetched either.
+- The search index and its scripts load on the search page only (the theme loads them on every
+  page for a search-as-you-type box that is off).
 - A page with a plotly figure carries plotly.js inline (``nlcourse.viz.offline_html``, so that a
   notebook works offline on its own); on the site it is loaded once from ``_static`` instead.
 
@@ -56,15 +58,24 @@ STUDENT = "notebooks/exercises/student/"
 CHAPTER_NOTEBOOKS = "book/colab/"
 
 
+def _name(asset) -> str:
+    """An asset's file name (Sphinx's _JavaScript and _CascadingStyleSheets, or a plain str)."""
+    return str(getattr(asset, "filename", None) or asset or "")
+
+
 def _is_thebe(script) -> bool:
     body = getattr(script, "attributes", {}).get("body", "") or ""
-    return "THEBE_JS_URL" in body or str(script).endswith(("sphinx-thebe.js", "thebe/lib/index.js"))
+    return "THEBE_JS_URL" in body or _name(script).endswith(("sphinx-thebe.js",
+                                                             "thebe/lib/index.js"))
 
 
 def _page_context(app, pagename, templatename, context, doctree):
     context.setdefault("default_mode", "auto")
     if "script_files" in context:
         context["script_files"] = [s for s in context["script_files"] if not _is_thebe(s)]
+    if "css_files" in context:
+        context["css_files"] = [c for c in context["css_files"]
+                                if not _name(c).endswith("sphinx-thebe.css")]
 
 
 def _student_copy(app, pagename: str) -> str | None:
@@ -132,6 +143,11 @@ def _launch_targets(app, pagename, templatename, context, doctree):
 
 
 FONTAWESOME = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
+# The theme loads the search index (165 KB) and its scripts on every page, for a search-as-you-type
+# box this site does not switch on: the search box sends the reader to search.html, which loads
+# them itself.
+SEARCH_SCRIPTS = re.compile(r'\s*<script src="[^"]*(?:_static/searchtools\.js|_static/language_data'
+                            r'\.js|searchindex\.js)"></script>')
 
 
 def _plotly_js() -> str | None:
@@ -154,6 +170,8 @@ def _lighten(app, exception):
     for page in out.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         lighter = FONTAWESOME.sub("", html)
+        if page.name != "search.html":
+            lighter = SEARCH_SCRIPTS.sub("", lighter)
         if inline and inline in lighter:
             shared = out / "_static" / "plotly.min.js"
             if not shared.exists():
