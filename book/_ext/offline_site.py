@@ -7,7 +7,8 @@
 - The theme's light/dark switch logs an error when no default mode is set; it is set to "auto".
 - ``static/nlcourse.css``: what the theme leaves to the course (long inline code on phones,
   outputs that wrap to their box, tables that scroll with a cue on phones); with
-  ``static/nlcourse-outputs.js``, which tells aligned columns (kept) from text (wrapped).
+  ``static/nlcourse-fit.js``, which tells aligned columns (kept) from text (wrapped) and sets a
+  display equation wider than a phone's column smaller (down to 70%).
 
 Words for every figure: a figure a page draws carries its description in its PNG
 (``nlcourse.viz.use_style`` has the notebook write it there), and that becomes the image's alt
@@ -217,7 +218,7 @@ def setup(app):
     app.connect("config-inited", _static_files)
     app.add_css_file("nlcourse.css")
     app.add_css_file("nlcourse-icons.css")
-    app.add_js_file("nlcourse-outputs.js")
+    app.add_js_file("nlcourse-fit.js")
     app.connect("build-finished", _lighten)
     app.connect("doctree-resolved", _figure_words)
     app.connect("html-page-context", _page_context, priority=900)
