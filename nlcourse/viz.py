@@ -276,13 +276,15 @@ def query_centre(query: int, geometry: dict) -> tuple[float, float]:
 
 
 def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title=None,
-                      cmap="magma", colorbar=True):
+                      cmap="magma", colorbar=True, fontsize: float = 10):
     """One query's weights over the keys, on the image, with a colour bar and the query marked.
 
     The colour scale runs from this map's smallest to its largest weight (normalised per map,
     never cast to 8 bits, which would wrap negative dot-product weights around). Per-map scaling
     makes a nearly uniform map look as focused as a sharp one, so the corner says how far the
     largest weight stands above the mean weight (for a softmax map, above uniform attention).
+    ``fontsize`` (points) sets the title and that corner label: 10 points stays readable on a
+    phone in a figure up to about 5.5 inches wide.
     """
     import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
 
@@ -300,10 +302,10 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     flat = np.asarray(weights, dtype=np.float64)
     if flat.mean() > 0:  # a dot-product map can average to zero or below: no ratio to give then
         ax.text(0.03, 0.03, f"peak {flat.max() / flat.mean():.1f}× mean", transform=ax.transAxes,
-                fontsize=7, color="white", va="bottom",
+                fontsize=fontsize, color="white", va="bottom",
                 bbox=dict(facecolor="black", alpha=0.6, pad=1.5, linewidth=0))
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=fontsize)
     if colorbar:
         ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)  # ax's own figure
     return ax
