@@ -28,7 +28,7 @@ HS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 BLURS = (0.5, 0.75, 1.0, 1.25, 1.5)
 
 BUDGETS = table("noisy digits", smoke=dict(epochs=1, batch_size=32, train_size=256, test_size=128),
-                quick=dict(epochs=3, batch_size=32, train_size=2_000, test_size=500),
+                quick=dict(epochs=5, batch_size=32, train_size=10_000, test_size=1_000),
                 full=dict(epochs=10, batch_size=32, train_size=20_000, test_size=2_000))
 
 

@@ -102,9 +102,10 @@ def key_digits(data, n_keys: int, split: str = "test") -> torch.Tensor:
 def map_measures(nl_maps: torch.Tensor, data, split: str = "test") -> dict:
     """What the block's maps (n, N, M) do with the queries on digits: the share of a query's
     weight (absolute weights, normalised per row) on its partner's keys, on its own digit's, and
-    on the other pair's, averaged over those queries; and the row similarity
-    (:func:`nlcourse.mapstats.row_similarity`) among the queries on digits, averaged over the
-    canvases: 1 when they all weight the keys alike."""
+    on the other pair's, averaged over those queries (a key that overlaps two digits' squares
+    counts for both, so the three can add up to a little more than the weight on digits); and
+    the row similarity (:func:`nlcourse.mapstats.row_similarity`) among the queries on digits,
+    averaged over the canvases: 1 when they all weight the keys alike."""
     n = nl_maps.shape[0]
     cells = digit_cells(data, split=split)[:n]                   # (n, N): digit or -1
     keys = key_digits(data, nl_maps.shape[2], split=split)[:n].float()   # (n, 4, M)
