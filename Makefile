@@ -66,7 +66,7 @@ book: $(STAMP)
 test: book
 	$(BIN)/python -m pytest
 
-# Labs 2 to 7 at the quick budget where Colab would run them: outside the repository, from their
+# Labs 2 to 8 at the quick budget where Colab would run them: outside the repository, from their
 # install cells, in an environment with Colab's packages (tests/test_colab.py); each must finish
 # within 5 minutes besides the one model it trains. Times in _build/colab-times.txt.
 colab: $(STAMP)

@@ -6,7 +6,8 @@ mlxtend) is imported only inside the functions that use it, so ``import nlcourse
 """
 
 from ._modes import MODES
-from .blocks import NonLocalBlock, NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
+from .blocks import (GlobalContextBlock, NonLocalBlock, NonLocalBlock1d, NonLocalBlock2d,
+                     NonLocalBlock3d)
 from .models import MNISTNet
 from .shipped import pretrained, pretrained_record, shipped_digits
 
@@ -18,6 +19,7 @@ __all__ = [
     "NonLocalBlock1d",
     "NonLocalBlock2d",
     "NonLocalBlock3d",
+    "GlobalContextBlock",
     "MNISTNet",
     "pretrained",
     "pretrained_record",

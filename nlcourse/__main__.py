@@ -116,7 +116,7 @@ def _train(args) -> int:
     if ctx.distributed:
         print(f"rank {ctx.rank} of {ctx.world_size} finished", flush=True)
     if ctx.is_main:
-        print(f"test accuracy {record['test_accuracy']:.4f} after {record['epochs']} epoch(s), "
+        print(f"{runner.score(record)} after {record['epochs']} epoch(s), "
               f"{record['train_seconds']:.1f} s of training on {record['device']} "
               f"({record['data_description']}), {ctx.world_size} process(es)")
         if args.out:
@@ -131,8 +131,10 @@ def _sweep(args) -> int:
     results = runner.sweep(lab, args.models, args.seeds, runner.budget(lab, args.budget), args.out,
                          device=args.device, progress=not args.no_progress)
     for row in runner.summarise(results):
-        print(f"{row['model']:>17}: {row['accuracy_mean']:.4f} +/- {row['accuracy_std']:.4f} "
-              f"over seeds {row['seeds']} ({', '.join(row['data_sources'])})")
+        metric = "psnr" if "psnr_mean" in row else "accuracy"
+        print(f"{row['model']:>17}: {metric} {row[f'{metric}_mean']:.4f} +/- "
+              f"{row[f'{metric}_std']:.4f} over seeds {row['seeds']} "
+              f"({', '.join(row['data_sources'])})")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The non-local block, z = W(y) + x with y_i = (1/C(x)) sum_j f(x_i, x_j) g(x_j).
+"""The non-local block, z = W(y) + x with y_i = (1/C(x)) sum_j f(x_i, x_j) g(x_j), and GCNet's
+global-context block, its simplification with one map for every query.
 
 The module owns the learned parts (theta, phi, g, W, the concatenation weight) and the pooling,
 checks its arguments and its input, and hands the pairwise step to :mod:`nlcourse.pairwise`
@@ -15,7 +16,8 @@ from torch import Tensor, nn
 from . import pairwise
 from ._modes import MODES, pairwise_function
 
-__all__ = ["NonLocalBlock", "NonLocalBlock1d", "NonLocalBlock2d", "NonLocalBlock3d"]
+__all__ = ["NonLocalBlock", "NonLocalBlock1d", "NonLocalBlock2d", "NonLocalBlock3d",
+           "GlobalContextBlock"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -326,3 +328,67 @@ class NonLocalBlock3d(_FixedDimension):
     """:class:`NonLocalBlock` for video (B, C, T, H, W); keys pooled in space only."""
 
     DIMENSION = 3
+
+
+class GlobalContextBlock(nn.Module):
+    """GCNet's global-context block (Cao et al., 2019): one map for every query.
+
+    The map is computed from the keys alone, alpha_j = softmax_j(w_k . x_j) over the positions;
+    the context c = sum_j alpha_j x_j is one vector per example, and the block adds T(c) at every
+    position, z_i = x_i + T(c). T is GCNet's bottleneck, a 1x1 convolution to C / ``ratio``
+    channels, LayerNorm, ReLU and a 1x1 convolution back to C, whose last convolution starts at
+    zero so that the block starts as the identity (as GCNet's code does); or ``transform``, any
+    module that maps a (B, C, 1, ...) context to (B, C, 1, ...).
+
+    It is a non-local block whose map has N identical rows (the chapter "From non-local blocks
+    to Transformers" derives it): ``block(x, return_nl_map=True)`` returns ``(z, nl_map)`` with
+    ``nl_map`` (B, N, N), the row alpha repeated for every query (an expanded view, no copy), so
+    that its row similarity (:func:`nlcourse.mapstats.row_similarity`) is 1. Its work is O(N C)
+    against the non-local block's O(N M C').
+    """
+
+    def __init__(self, in_channels: int, ratio: int = 4, transform: nn.Module | None = None,
+                 dimension: int = 2):
+        super().__init__()
+        if isinstance(dimension, bool) or dimension not in (1, 2, 3):
+            raise ValueError(f"dimension must be 1, 2 or 3 (spatial dimensions of the input), "
+                             f"got {dimension!r}")
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.dimension = dimension
+        self.key = _CONV[dimension](in_channels, 1, kernel_size=1)      # w_k
+        if transform is None:
+            hidden = max(in_channels // _positive_int(ratio, "ratio"), 1)
+            last = _CONV[dimension](hidden, in_channels, kernel_size=1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            transform = nn.Sequential(_CONV[dimension](in_channels, hidden, kernel_size=1),
+                                      nn.LayerNorm([hidden] + [1] * dimension), nn.ReLU(),
+                                      last)
+        elif not isinstance(transform, nn.Module):
+            raise TypeError(f"transform must be an nn.Module (or None for GCNet's bottleneck), "
+                            f"got {type(transform).__name__}")
+        self.transform = transform
+
+    def _check_input(self, x) -> None:
+        if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != self.dimension + 2:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be a floating-point tensor shaped "
+                             f"{_LAYOUT[self.dimension]}, got {shape}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"x has {x.shape[1]} channels (dim 1 of shape {tuple(x.shape)}) "
+                             f"but the block was built with in_channels={self.in_channels}")
+
+    def shared_map(self, x: Tensor) -> Tensor:
+        """alpha, (B, N): the weight of every position, the same for every query; sums to 1."""
+        return torch.softmax(self.key(x).flatten(1), dim=-1)
+
+    def forward(self, x: Tensor, return_nl_map: bool = False):
+        """z = x + T(sum_j alpha_j x_j), shaped like ``x``; with ``return_nl_map`` also the map
+        (B, N, N) whose every row is alpha."""
+        self._check_input(x)
+        alpha = self.shared_map(x)
+        context = torch.einsum("bn,bcn->bc", alpha, x.flatten(2))
+        z = x + self.transform(context.reshape(*context.shape, *[1] * self.dimension))
+        if not return_nl_map:
+            return z
+        return z, alpha[:, None, :].expand(-1, alpha.shape[1], -1)

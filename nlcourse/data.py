@@ -25,7 +25,8 @@ from torch import Tensor
 
 __all__ = ["MNISTData", "MNISTDataError", "data_root", "shown_path", "load_mnist",
            "load_fashion_mnist", "read_idx", "FASHION_CLASSES", "CanvasData", "long_range_canvas",
-           "cell_distances", "draw_digits", "reuse_note", "downloads_allowed"]
+           "cell_distances", "draw_digits", "reuse_note", "downloads_allowed", "PartnerData",
+           "partner_canvas", "NoisyImages", "noisy_digits"]
 
 # name -> (IDX magic number, number of items); images are 28 x 28.
 _FILES = {
@@ -336,3 +337,162 @@ def cell_distances(boxes: Tensor, grid: int, stride: int) -> Tensor:
     dy = (top - centre).clamp(min=0) + (centre - bottom).clamp(min=0)       # (n, grid)
     dx = (left - centre).clamp(min=0) + (centre - right).clamp(min=0)
     return torch.maximum(dy.unsqueeze(2), dx.unsqueeze(1))
+
+
+# A target that counts in neither the loss nor the accuracy (nlcourse.train.IGNORE, PyTorch's
+# ignore_index): the cells of the partner task that lie on no digit.
+_IGNORE = -100
+
+
+@dataclass(frozen=True)
+class PartnerData:
+    """The partner task: four MNIST digits on a canvas, in two pairs, and at every output cell
+    that lies on a digit, the class of that digit's partner (the other digit of its pair) as the
+    target; the cells on no digit have no target (-100, PyTorch's ignore_index). The pairs are
+    told apart by how they are drawn: one pair light ink on the dark canvas, the other dark ink
+    on a light square. Which digits pair up, and where they lie, is drawn anew for every canvas,
+    and partners lie at least ``gap`` pixels apart, so a cell must look at one place far away,
+    and the cells of different digits at different places.
+
+    ``*_boxes``: each digit's square (top, left, bottom, right), inclusive, (n, 4, 4);
+    ``*_classes``: each digit's class, (n, 4); ``*_partners``: the index of each digit's partner
+    (n, 4); ``*_light``: whether the digit is drawn light on dark (n, 4)."""
+
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    train_boxes: Tensor
+    test_boxes: Tensor
+    train_classes: Tensor
+    test_classes: Tensor
+    train_partners: Tensor
+    test_partners: Tensor
+    train_light: Tensor
+    test_light: Tensor
+    source: str
+    digits: str
+    canvas: int
+    stride: int
+    size: int
+    gap: int
+
+    def describe(self) -> str:
+        grid = self.canvas // self.stride
+        return (f"{split_sizes(self)} canvases of {self.canvas} x {self.canvas} pixels with four "
+                f"{self.size} x {self.size} digits in two pairs (partners at least {self.gap} px "
+                f"apart), targets on a {grid} x {grid} grid, digits from {self.digits}")
+
+
+def _chebyshev_gap(a: Tensor, b: Tensor, size: int) -> Tensor:
+    """The empty pixels between two squares of side ``size`` at top-left corners ``a`` and ``b``
+    (..., 2), along the axis where they are farthest apart (negative when they overlap)."""
+    return ((a - b).abs() - size).amax(-1)
+
+
+def _partner_positions(n: int, canvas: int, size: int, gap: int, margin: int,
+                       gen: torch.Generator) -> Tensor:
+    """Top-left corners (n, 4, 2) of four squares: no two closer than ``margin`` pixels, digits
+    0 and 1 (one pair) and 2 and 3 (the other) at least ``gap`` apart; drawn again where not."""
+    corners = torch.zeros(n, 4, 2, dtype=torch.long)
+    todo = torch.arange(n)
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    for _ in range(10_000):
+        if len(todo) == 0:
+            return corners
+        draw = torch.randint(0, canvas - size + 1, (len(todo), 4, 2), generator=gen)
+        ok = torch.ones(len(todo), dtype=torch.bool)
+        for i, j in pairs:
+            need = gap if (i, j) in ((0, 1), (2, 3)) else margin
+            ok &= _chebyshev_gap(draw[:, i], draw[:, j], size) >= need
+        corners[todo[ok]] = draw[ok]
+        todo = todo[~ok]
+    raise ValueError(f"four {size} x {size} digits with partners {gap} px apart do not fit on a "
+                     f"{canvas} x {canvas} canvas often enough; use a larger canvas or gap")
+
+
+def _partner_split(images: Tensor, labels: Tensor, n: int, canvas: int, stride: int, size: int,
+                   gap: int, gen: torch.Generator):
+    small = torch.nn.functional.adaptive_avg_pool2d(images, size)        # (4n, 1, size, size)
+    small = small / small.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1, 1)
+    corners = _partner_positions(n, canvas, size, gap, margin=2, gen=gen)
+    # which pair is drawn light, and the order of the four, are drawn per canvas
+    light_pair = torch.randint(0, 2, (n,), generator=gen)
+    light = torch.stack([light_pair == 0] * 2 + [light_pair == 1] * 2, dim=1)   # (n, 4)
+    partners = torch.tensor([1, 0, 3, 2]).expand(n, 4)
+    classes = labels.view(n, 4)
+    out = torch.zeros(n, 1, canvas, canvas)
+    grid = canvas // stride
+    targets = torch.full((n, grid, grid), _IGNORE, dtype=torch.long)
+    centre = torch.arange(grid) * stride + (stride - 1) / 2
+    tops, lefts = corners[..., 0], corners[..., 1]
+    for k in range(n):
+        for d in range(4):
+            t, l = tops[k, d].item(), lefts[k, d].item()
+            digit = small[4 * k + d, 0]
+            out[k, 0, t:t + size, l:l + size] = digit if light[k, d] else 1 - digit
+            rows = (centre >= t) & (centre <= t + size - 1)    # the cell's centre on the square
+            cols = (centre >= l) & (centre <= l + size - 1)
+            targets[k][rows[:, None] & cols[None, :]] = classes[k, partners[k, d]]
+    boxes = torch.stack([tops, lefts, tops + size - 1, lefts + size - 1], dim=-1)
+    return out, targets, boxes, classes, partners.clone(), light
+
+
+def partner_canvas(mnist: MNISTData, n_train: int, n_test: int, canvas: int = 64,
+                   stride: int = 4, size: int = 14, gap: int = 18, seed: int = 0) -> PartnerData:
+    """The partner task (:class:`PartnerData`) on seeded canvases: MNIST digits shrunk to
+    ``size`` pixels, four to a canvas, each pair's two digits at least ``gap`` pixels apart
+    (digits are used again, at new places, when a split asks for more than it has:
+    :func:`draw_digits`)."""
+    gen = torch.Generator().manual_seed(seed)
+    tr = draw_digits(len(mnist.train_labels), 4 * n_train, gen)
+    te = draw_digits(len(mnist.test_labels), 4 * n_test, gen)
+    train = _partner_split(mnist.train_images[tr], mnist.train_labels[tr], n_train, canvas,
+                           stride, size, gap, gen)
+    test = _partner_split(mnist.test_images[te], mnist.test_labels[te], n_test, canvas, stride,
+                          size, gap, gen)
+    return PartnerData(train[0], train[1], test[0], test[1], train[2], test[2], train[3], test[3],
+                       train[4], test[4], train[5], test[5], source=mnist.source,
+                       digits=mnist.describe() + reuse_note(mnist, 4 * n_train, 4 * n_test),
+                       canvas=canvas, stride=stride, size=size, gap=gap)
+
+
+@dataclass(frozen=True)
+class NoisyImages:
+    """A denoising task: noisy images as the inputs and the clean ones as the targets
+    (``*_labels``), (n, 1, size, size) each, with Gaussian noise of standard deviation ``sigma``
+    (drawn once, seeded: the same noisy image every epoch)."""
+
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    source: str
+    digits: str
+    sigma: float
+    size: int
+
+    def describe(self) -> str:
+        return (f"{split_sizes(self)} digits of {self.size} x {self.size} pixels with Gaussian "
+                f"noise of standard deviation {self.sigma:g}, from {self.digits}")
+
+
+def noisy_digits(mnist: MNISTData, n_train: int, n_test: int, sigma: float = 0.3,
+                 size: int = 20, seed: int = 0) -> NoisyImages:
+    """MNIST digits cut to their central ``size`` x ``size`` pixels (where the ink is), with
+    seeded Gaussian noise of standard deviation ``sigma`` (not clipped): the first ``n_train``
+    and ``n_test`` of a seeded order of each split (digits used again when a split asks for more
+    than it has: :func:`draw_digits`, each time with new noise)."""
+    if not 0 < size <= 28 or size % 2:
+        raise ValueError(f"size must be an even number of pixels from 2 to 28, got {size!r}")
+    gen = torch.Generator().manual_seed(seed)
+    cut = (28 - size) // 2
+
+    def split(images: Tensor, n: int):
+        clean = images[draw_digits(len(images), n, gen)][..., cut:cut + size, cut:cut + size]
+        return clean + sigma * torch.randn(clean.shape, generator=gen), clean.contiguous()
+
+    train, test = split(mnist.train_images, n_train), split(mnist.test_images, n_test)
+    return NoisyImages(*train, *test, source=mnist.source,
+                       digits=mnist.describe() + reuse_note(mnist, n_train, n_test),
+                       sigma=sigma, size=size)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ._modes import NO_BLOCK, check_mode
-from .blocks import NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
+from .blocks import GlobalContextBlock, NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
 
-__all__ = ["MNISTNet", "LongRangeNet", "receptive_field", "SPACETIME_VARIANTS",
+__all__ = ["MNISTNet", "LongRangeNet", "CANVAS_DILATIONS", "receptive_field", "SPACETIME_VARIANTS",
            "SpaceTimeNonLocal", "VideoNet"]
 
 
@@ -87,6 +87,12 @@ class MNISTNet(nn.Module):
         return (logits, maps) if return_nl_maps else logits
 
 
+#: The dilations that make :class:`LongRangeNet` without a block a convolutional network whose
+#: receptive field covers its 64 x 64 canvas from every cell: 130 pixels, against 18 without them
+#: (:func:`receptive_field`); every offset of up to 15 output cells is a sum of the dilated steps.
+CANVAS_DILATIONS = (2, 4, 8)
+
+
 class LongRangeNet(nn.Module):
     """A fully convolutional network for dense prediction, with an optional non-local block.
 
@@ -94,26 +100,51 @@ class LongRangeNet(nn.Module):
     to 10 classes: logits on a 16x16 grid. There is no global pooling and no fully connected layer
     over space, so without the block each output cell sees only its receptive field of the input
     (:func:`receptive_field`); with it, every cell can gather from every other.
+
+    Args:
+        mode: the block's pairwise function, or ``None`` (or ``"none"``) for no non-local block.
+        width: the channels of the last two convolutions (and of the block).
+        dilations: one more 3x3 convolution (with BatchNorm and ReLU) per entry, dilated by it,
+            after the third: the convolutional network whose receptive field covers the canvas
+            ((2, 4, 8) takes it from 18 to 130 pixels), with no block.
+        global_context: a :class:`~nlcourse.blocks.GlobalContextBlock` (GCNet's: one map for
+            every query) in the block's place; ``mode`` must then be None.
+        **block_kwargs: passed to the :class:`~nlcourse.NonLocalBlock2d`.
     """
 
-    def __init__(self, mode: str | None = "embedded_gaussian", width: int = 64, **block_kwargs):
+    def __init__(self, mode: str | None = "embedded_gaussian", width: int = 64, *,
+                 dilations: tuple[int, ...] = (), global_context: bool = False, **block_kwargs):
         super().__init__()
         self.mode = check_mode(mode, allow_none=True)
+        if global_context and self.mode is not None:
+            raise ValueError(f"global_context=True puts GCNet's block in the non-local block's "
+                             f"place: give mode=None with it, not mode={mode!r}")
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dilations):
+            raise ValueError(f"dilations must be whole numbers of at least 1, got {dilations!r}")
+        dilated = []
+        for d in dilations:
+            dilated += [nn.Conv2d(width, width, 3, padding=d, dilation=d), nn.BatchNorm2d(width),
+                        nn.ReLU(inplace=True)]
+        self.dilations = tuple(dilations)
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             nn.Conv2d(32, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
             nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            *dilated,
         )
-        self.block = (None if self.mode is None
-                      else NonLocalBlock2d(width, mode=self.mode, **block_kwargs))
+        if global_context:
+            self.block = GlobalContextBlock(width)
+        else:
+            self.block = (None if self.mode is None
+                          else NonLocalBlock2d(width, mode=self.mode, **block_kwargs))
         self.head = nn.Conv2d(width, 10, kernel_size=1)
 
     def forward(self, x: Tensor, return_nl_maps: bool = False):
         """Logits (B, 10, 16, 16) for canvases (B, 1, 64, 64), one class score per output cell;
-        with ``return_nl_maps`` also a list with the block's (B, 256, 64) map (empty without a
-        block)."""
+        with ``return_nl_maps`` also a list with the block's map: (B, 256, 64) for a non-local
+        block, (B, 256, 256) for GCNet's, whose rows are all alike (empty without a block)."""
         h = self.features(x)
         maps = []
         h = _through(self.block, h, return_nl_maps, maps)

@@ -28,7 +28,8 @@ from . import distributed
 from .budget import Budget
 
 __all__ = ["set_seed", "check_seed", "pick_device", "PRECISIONS", "pick_precision", "precision",
-           "evaluate", "make_optimizer", "fit", "TrainingDiverged", "batch_plan", "CheckpointError",
+           "OBJECTIVES", "IGNORE", "check_objective", "describe_score", "evaluate",
+           "make_optimizer", "fit", "TrainingDiverged", "batch_plan", "CheckpointError",
            "save_checkpoint", "load_checkpoint", "load_weights"]
 
 #: Seeds run from 0 to 2**32 - 1: NumPy's generator takes no other.
@@ -179,19 +180,47 @@ def batch_plan(budget: Budget, world_size: int = 1, scale_batch: bool = False) -
             "global_batch_size": per_process * world_size, "lr": lr, "scale_batch": scale_batch}
 
 
+#: What :func:`fit` can train for, and the score :func:`evaluate` reports for it: ``classify``
+#: (targets are classes; cross-entropy; ``accuracy``, the share of targets right) or ``denoise``
+#: (targets are the clean images; mean squared error; ``psnr``, the mean over the images of
+#: 10 log10(1 / their mean squared error), in dB, for images in [0, 1]).
+OBJECTIVES = {"classify": "accuracy", "denoise": "psnr"}
+#: A class target that counts in neither the loss nor the accuracy (PyTorch's ignore_index): the
+#: cells of a dense task that have nothing to report.
+IGNORE = -100
+
+
+def check_objective(objective) -> str:
+    """``objective`` if it is one of :data:`OBJECTIVES`, else a ValueError that lists them."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(map(repr, OBJECTIVES))}; got "
+                         f"{objective!r}")
+    return objective
+
+
+def _loss(objective: str, output: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    if objective == "denoise":
+        return F.mse_loss(output, target, reduction=reduction)
+    return F.cross_entropy(output, target, ignore_index=IGNORE, reduction=reduction)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: Tensor, labels: Tensor, device: torch.device | None = None,
-             batch_size: int = 500) -> dict:
-    """Mean cross-entropy and accuracy (a fraction in [0, 1]) over the given images.
+             batch_size: int = 500, objective: str = "classify") -> dict:
+    """The mean loss over the given images, and the objective's score (:data:`OBJECTIVES`):
+    ``accuracy`` (a fraction in [0, 1]) or ``psnr`` (dB).
 
-    Works for one label per image (``labels`` (n,)) and for dense labels (``labels`` (n, h, w),
-    one per output cell), where accuracy is the fraction of cells right.
+    Classifying, it works for one label per image (``labels`` (n,)) and for dense labels
+    (``labels`` (n, h, w), one per output cell), where accuracy is the fraction of cells right;
+    cells labelled :data:`IGNORE` count in neither. Denoising, ``labels`` are the clean images.
     """
+    check_objective(objective)
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     # Summed on the device and read once at the end: one host-device sync, not two per batch.
-    sums = torch.zeros(2, dtype=torch.float32 if device.type == "mps" else torch.float64,
+    # [loss, score, count]: per target (classify) or per image (denoise).
+    sums = torch.zeros(3, dtype=torch.float32 if device.type == "mps" else torch.float64,
                        device=device)
     # Under torchrun each rank takes every world_size-th example and the sums are added up.
     mine = distributed.shard(torch.arange(len(labels), device=labels.device),
@@ -199,12 +228,19 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, device: torch.dev
     for start in range(0, len(mine), batch_size):
         idx = mine[start:start + batch_size]
         x, y = images[idx].to(device), labels[idx].to(device)
-        logits = model(x).float()
-        sums[0] += F.cross_entropy(logits, y, reduction="sum")
-        sums[1] += (logits.argmax(1) == y).sum()
+        output = model(x).float()
+        if objective == "denoise":
+            mse = _loss(objective, output, y.float(), reduction="none").flatten(1).mean(1)
+            sums[0] += mse.sum()
+            sums[1] += (10 * torch.log10(1 / mse)).sum()
+            sums[2] += len(idx)
+        else:
+            sums[0] += _loss(objective, output, y, reduction="sum")
+            sums[1] += (output.argmax(1) == y).sum()
+            sums[2] += (y != IGNORE).sum()
     model.train(was_training)
-    loss_sum, correct = distributed.all_reduce_sum(sums.tolist(), device)
-    return {"loss": loss_sum / labels.numel(), "accuracy": correct / labels.numel()}
+    loss_sum, score, count = distributed.all_reduce_sum(sums.tolist(), device)
+    return {"loss": loss_sum / count, OBJECTIVES[objective]: score / count}
 
 
 def make_optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
@@ -224,6 +260,11 @@ def make_optimizer(model: nn.Module, budget: Budget, steps: int, lr: float):
     return opt, sched
 
 
+def describe_score(metric: str, value: float) -> str:
+    """"test accuracy 0.9812" or "test PSNR 19.32 dB": a score of :data:`OBJECTIVES` in words."""
+    return f"test PSNR {value:.2f} dB" if metric == "psnr" else f"test accuracy {value:.4f}"
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite: the run stopped rather than train on."""
 
@@ -231,12 +272,16 @@ class TrainingDiverged(RuntimeError):
 def fit(model: nn.Module, data, budget: Budget,
         device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
         precision: str | None = None, compile: bool | str = False, log=print,
-        scale_batch: bool = False, epoch_hook=None) -> list[dict]:
+        scale_batch: bool = False, epoch_hook=None, objective: str = "classify") -> list[dict]:
     """Train ``model`` on ``data`` under ``budget`` (resolved: a :class:`~nlcourse.budget.Budget`);
     evaluate on the test split after each epoch.
 
     Returns the history, one dict per epoch: ``epoch``, ``train_loss``, ``test_loss``,
-    ``test_accuracy``, ``seconds`` (training time of that epoch, evaluation excluded).
+    ``test_accuracy`` (``test_psnr`` for the objective ``"denoise"``), ``seconds`` (training
+    time of that epoch, evaluation excluded).
+
+    ``objective``: ``"classify"`` (cross-entropy; targets labelled :data:`IGNORE` are left out)
+    or ``"denoise"`` (mean squared error against the clean images), see :data:`OBJECTIVES`.
 
     ``precision``: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 with a gradient scaler),
     or None for the device's default (:func:`pick_precision`). ``compile``: wrap the model in
@@ -261,6 +306,8 @@ def fit(model: nn.Module, data, budget: Budget,
     if not isinstance(compile, (bool, str)):
         raise TypeError(f"compile must be True, False or a torch.compile mode such as "
                         f"'reduce-overhead'; got {compile!r}")
+    check_objective(objective)
+    metric = OBJECTIVES[objective]
     device = pick_device(device)
     choice = pick_precision(device, precision)
     ctx = distributed.current()
@@ -306,7 +353,7 @@ def fit(model: nn.Module, data, budget: Budget,
             x = images[idx].to(device, non_blocking=True)
             y = labels[idx].to(device, non_blocking=True)
             with autocast:
-                loss = F.cross_entropy(net(x), y)
+                loss = _loss(objective, net(x), y)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -332,13 +379,13 @@ def fit(model: nn.Module, data, budget: Budget,
                 + ", and check the inputs for NaN or infinite values")
         epoch_loss, seen = distributed.all_reduce_sum([epoch_loss, seen], device)
         distributed.broadcast_buffers(model)  # every rank evaluates rank 0's model
-        test = evaluate(model, test_images, test_labels, device)
+        test = evaluate(model, test_images, test_labels, device, objective=objective)
         history.append({"epoch": epoch, "train_loss": epoch_loss / seen,
-                        "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                        "test_loss": test["loss"], f"test_{metric}": test[metric],
                         "seconds": seconds})
         if log:
             log(f"epoch {epoch}/{budget.epochs}: train loss {epoch_loss / seen:.4f}, "
-                f"test accuracy {test['accuracy']:.4f} ({seconds:.1f} s)")
+                f"{describe_score(metric, test[metric])} ({seconds:.1f} s)")
     return history
 
 

@@ -385,3 +385,57 @@ def test_one_non_finite_input_spreads_over_its_example_only(mode):
             z = block(x)
         assert (~z[0].isfinite()).float().mean() >= least, (bad, mode)
         assert z[1].isfinite().all(), (bad, mode)
+
+
+# -- GCNet's global-context block -------------------------------------------------------------------
+
+def test_global_context_starts_as_the_identity_and_shares_one_map():
+    from nlcourse import GlobalContextBlock
+    from nlcourse.mapstats import row_similarity
+
+    for dim in (1, 2, 3):
+        block = GlobalContextBlock(8, dimension=dim)
+        x = torch.randn(SHAPES[dim][0], 8, *SHAPES[dim][2:])
+        assert torch.equal(block(x), x)
+        z, nl_map = block(x, return_nl_map=True)
+        n = x[0, 0].numel()
+        assert torch.equal(z, x) and nl_map.shape == (x.shape[0], n, n)
+        assert torch.allclose(nl_map.sum(-1), torch.ones(x.shape[0], n))
+        assert torch.equal(nl_map[:, 0], nl_map[:, -1])           # every row the same
+        assert torch.allclose(row_similarity(nl_map), torch.ones(x.shape[0]))
+
+
+def test_global_context_is_a_non_local_block_with_identical_rows():
+    """GC with T = W o g equals a non-local block whose map has alpha in every row
+    (book/transformers.md derives it)."""
+    from nlcourse import GlobalContextBlock
+
+    torch.manual_seed(0)
+    block = NonLocalBlock(6, sub_sample=False).double().eval()
+    for p in block.parameters():
+        torch.nn.init.normal_(p, 0, 0.3)
+    gc = GlobalContextBlock(6, transform=nn.Sequential(block.g, block.W)).double().eval()
+    x = torch.randn(2, 6, 5, 4, dtype=torch.float64)
+    alpha = gc.shared_map(x)
+    g = block.g(x).flatten(2)                                      # (B, C', N)
+    y = torch.einsum("bn,bcn->bc", alpha, g)[:, :, None].expand_as(g).reshape(2, -1, 5, 4)
+    assert (gc(x) - (block.W(y) + x)).abs().max() < 1e-12
+
+
+def test_global_context_learns_and_checks_its_arguments():
+    from nlcourse import GlobalContextBlock
+
+    block = GlobalContextBlock(8)
+    x = torch.randn(4, 8, 6, 6)
+    opt = torch.optim.SGD(block.parameters(), lr=0.5)
+    (block(x) - torch.randn_like(x)).pow(2).mean().backward()
+    opt.step()
+    assert not torch.equal(block(x), x)
+    with pytest.raises(ValueError, match="x has 3 channels .* in_channels=8"):
+        block(torch.randn(1, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"x must be a floating-point tensor shaped \(B, C, H, W\)"):
+        block(torch.randn(8, 4, 4))
+    with pytest.raises(ValueError, match="dimension must be 1, 2 or 3"):
+        GlobalContextBlock(8, dimension=4)
+    with pytest.raises(TypeError, match="transform must be an nn.Module"):
+        GlobalContextBlock(8, transform="bottleneck")

@@ -10,7 +10,7 @@ image's preinstalled packages are, with ipywidgets swapped for Colab's 7.7.1).
   sweep lab (lab 4) run at the smoke budget in CI, and the sweep lab reads its committed sweep
   back instead of training it.
 - A chapter's Colab notebook installs the package the same way and runs.
-- ``make colab`` (``NLCOURSE_COLAB_QUICK=1``) runs labs 2 to 7 at the quick budget, each within 5
+- ``make colab`` (``NLCOURSE_COLAB_QUICK=1``) runs labs 2 to 8 at the quick budget, each within 5
   minutes besides the one model it trains.
 """
 
@@ -230,7 +230,8 @@ def test_chapter_notebook_in_a_colab_like_environment(colab):
 
 QUICK = [f"{n:02d}_{name}" for n, name in ((2, "train_mnist"), (3, "attention_maps"),
                                            (4, "compare_modes"), (5, "long_range"),
-                                           (6, "spacetime"), (7, "resnet_nonlocal"))]
+                                           (6, "spacetime"), (7, "resnet_nonlocal"),
+                                           (8, "partners"))]
 
 
 @pytest.mark.skipif(os.environ.get("NLCOURSE_COLAB_QUICK") != "1",

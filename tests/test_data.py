@@ -232,3 +232,49 @@ def test_a_task_larger_than_the_sample_reuses_digits_and_says_so():
     assert len(canvases.train_labels) == 70
     assert "each digit used up to 3 times at new places" in canvases.describe()
     assert "used up to" not in long_range_canvas(sample, 30, 10).describe()
+
+
+def _sample(n_train=30, n_test=10):
+    gen = torch.Generator().manual_seed(0)
+    images = lambda n: torch.rand(n, 1, 28, 28, generator=gen)  # noqa: E731
+    return nldata.MNISTData(images(n_train), torch.randint(0, 10, (n_train,), generator=gen),
+                            images(n_test), torch.randint(0, 10, (n_test,), generator=gen),
+                            source=SAMPLE)
+
+
+def test_partner_canvases_set_each_digits_cells_to_its_partners_class():
+    data = nldata.partner_canvas(_sample(), 40, 12)        # 160 digits from 30: reused
+    assert data.train_images.shape == (40, 1, 64, 64) and data.train_labels.shape == (40, 16, 16)
+    assert "each digit used up to 6 times at new places" in data.describe()
+    boxes, partners = data.train_boxes, data.train_partners
+    assert torch.equal(partners[0], torch.tensor([1, 0, 3, 2]))
+    for k in range(40):
+        for i in range(4):
+            for j in range(i + 1, 4):
+                a, b = boxes[k, i, :2], boxes[k, j, :2]
+                gap = ((a - b).abs() - data.size).max()
+                assert gap >= (data.gap if partners[k, i] == j else 2), (k, i, j)
+        assert data.train_light[k].tolist() in ([True, True, False, False],
+                                                [False, False, True, True])
+        centre = torch.arange(16) * 4 + 1.5
+        for d in range(4):
+            t, l, b, r = boxes[k, d].tolist()
+            on = ((centre >= t) & (centre <= b))[:, None] & ((centre >= l) & (centre <= r))[None]
+            assert (data.train_labels[k][on] == data.train_classes[k, partners[k, d]]).all()
+        assert (data.train_labels[k] >= 0).sum() == sum(
+            (((centre >= t) & (centre <= b)).sum() * ((centre >= l) & (centre <= r)).sum()).item()
+            for t, l, b, r in boxes[k].tolist())
+    again = nldata.partner_canvas(_sample(), 40, 12)
+    assert torch.equal(again.train_images, data.train_images)     # seeded
+
+
+def test_noisy_digits_are_seeded_and_keep_the_clean_targets():
+    data = nldata.noisy_digits(_sample(), 50, 10, sigma=0.2, size=20)
+    assert data.train_images.shape == data.train_labels.shape == (50, 1, 20, 20)
+    noise = data.train_images - data.train_labels
+    assert abs(noise.std().item() - 0.2) < 0.01
+    assert "each digit used up to 2 times" in data.describe()
+    assert torch.equal(nldata.noisy_digits(_sample(), 50, 10, sigma=0.2).test_images,
+                       data.test_images)
+    with pytest.raises(ValueError, match="size must be an even number of pixels"):
+        nldata.noisy_digits(_sample(), 5, 5, size=21)

@@ -301,3 +301,34 @@ def test_no_lab_defaults_to_a_budget_that_has_never_been_run(monkeypatch, capsys
     assert runner.budget(LABS["long_range"]).name == "quick"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert all(runner.budget(lab).name == "quick" for lab in LABS.values())
+
+
+# -- what the partner lab measures on a map -------------------------------------------------------
+
+def test_the_partner_lab_reads_where_a_map_puts_the_weight():
+    from nlcourse.data import MNISTData, partner_canvas
+    from nlcourse.labs import partners
+
+    gen = torch.Generator().manual_seed(0)
+    digits = MNISTData(torch.rand(40, 1, 28, 28, generator=gen),
+                       torch.randint(0, 10, (40,), generator=gen),
+                       torch.rand(20, 1, 28, 28, generator=gen),
+                       torch.randint(0, 10, (20,), generator=gen), source=SAMPLE)
+    data = partner_canvas(digits, 8, 5, canvas=partners.CANVAS, gap=partners.GAP)
+    cells = partners.digit_cells(data)                                 # (5, 144)
+    assert torch.equal(cells >= 0, (data.test_labels >= 0).flatten(1))   # the cells with targets
+    keys = partners.key_digits(data, 36).float()                       # (5, 4, 36)
+    # every query on a digit looks only at its partner's keys; the others look everywhere
+    looking = torch.full((5, 144, 36), 1 / 36)
+    for k in range(5):
+        for q in (cells[k] >= 0).nonzero()[:, 0].tolist():
+            partner_keys = keys[k, data.test_partners[k, cells[k, q]]]
+            looking[k, q] = partner_keys / partner_keys.sum()
+    found = partners.map_measures(looking, data)
+    assert found["weight_on_partner"] == pytest.approx(1.0)
+    assert found["weight_on_own"] == pytest.approx(0.0)
+    assert found["weight_on_other_pair"] < 0.05   # a key that overlaps two squares counts for both
+    assert found["row_similarity"] < 0.5                     # the pairs look at different places
+    shared = partners.map_measures(torch.full((5, 144, 36), 1 / 36), data)
+    assert shared["row_similarity"] == pytest.approx(1.0)    # one map for every query
+    assert partners.LAB.objective == "classify" and "global_context" in partners.MODELS

@@ -49,3 +49,22 @@ def test_bad_mode_and_bad_input():
         MNISTNet("relu")
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\), got \(2, 3, 28, 28\)"):
         MNISTNet(None)(torch.rand(2, 3, 28, 28))
+
+
+def test_long_range_net_dilated_and_global_context():
+    from nlcourse import GlobalContextBlock
+    from nlcourse.models import CANVAS_DILATIONS, LongRangeNet, receptive_field
+
+    dilated = LongRangeNet(None, dilations=CANVAS_DILATIONS)
+    assert receptive_field(dilated.features) == (130, 4) >= (2 * 64, 4)   # the whole canvas
+    assert receptive_field(LongRangeNet(None).features) == (18, 4)
+    x = torch.rand(2, 1, 64, 64)
+    assert dilated(x).shape == (2, 10, 16, 16) and dilated(x, return_nl_maps=True)[1] == []
+    gc = LongRangeNet(None, global_context=True)
+    assert isinstance(gc.block, GlobalContextBlock)
+    _, (nl_map,) = gc(x, return_nl_maps=True)
+    assert nl_map.shape == (2, 256, 256)
+    with pytest.raises(ValueError, match="give mode=None with it"):
+        LongRangeNet("gaussian", global_context=True)
+    with pytest.raises(ValueError, match="dilations must be whole numbers"):
+        LongRangeNet(None, dilations=(2, 0))

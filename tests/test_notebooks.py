@@ -26,7 +26,7 @@ def _cells(nb):
 def test_there_are_labs():
     assert [p.stem for p in LABS] == ["01_block_anatomy", "02_train_mnist", "03_attention_maps",
                                       "04_compare_modes", "05_long_range", "06_spacetime",
-                                      "07_resnet_nonlocal"]
+                                      "07_resnet_nonlocal", "08_partners"]
 
 
 @pytest.mark.parametrize("md", PAIRED, ids=lambda p: str(p.relative_to(NOTEBOOKS)))

@@ -202,3 +202,35 @@ def test_lab_2s_loop_written_out_gives_fits_weights():
     for (name, a), b in zip(loop.state_dict().items(), fitted.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
     assert [h["test_accuracy"] for h in loop_history] == [h["test_accuracy"] for h in fit_history]
+
+
+def test_ignored_targets_count_in_neither_loss_nor_accuracy():
+    from nlcourse.train import IGNORE
+
+    class Cells(torch.nn.Module):   # predicts class 1 at every cell of a 2 x 2 grid
+        def forward(self, x):
+            return torch.stack([torch.zeros(len(x), 2, 2), torch.ones(len(x), 2, 2)], 1)
+
+    labels = torch.tensor([[[1, IGNORE], [0, IGNORE]]])
+    scores = evaluate(Cells(), torch.zeros(1, 1, 4, 4), labels, device=torch.device("cpu"))
+    assert scores["accuracy"] == 0.5                       # one right of the two with a target
+    assert abs(scores["loss"] - (0.3133 + 1.3133) / 2) < 1e-3
+
+
+def test_fit_denoises_with_the_mean_squared_error_and_reports_psnr():
+    from nlcourse.data import NoisyImages
+
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.rand(64, 1, 8, 8, generator=gen)
+    noisy = clean + 0.2 * torch.randn(clean.shape, generator=gen)
+    data = NoisyImages(noisy[:48], clean[:48], noisy[48:], clean[48:], source="test",
+                       digits="random", sigma=0.2, size=8)
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    history = fit(net, data, Budget("smoke", epochs=2, batch_size=16), device="cpu",
+                  progress=False, log=None, objective="denoise")
+    assert set(history[0]) == {"epoch", "train_loss", "test_loss", "test_psnr", "seconds"}
+    mse = torch.nn.functional.mse_loss(net(noisy[48:]), clean[48:], reduction="none")
+    expected = (10 * torch.log10(1 / mse.flatten(1).mean(1))).mean().item()
+    assert abs(history[-1]["test_psnr"] - expected) < 1e-4
+    with pytest.raises(ValueError, match="objective must be one of 'classify', 'denoise'"):
+        fit(net, data, SMOKE, progress=False, log=None, objective="regress")

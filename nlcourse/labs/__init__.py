@@ -7,11 +7,13 @@ Data flows one way: these modules use the core package (``nlcourse.*``), and no 
 imports them (``tests/test_layout.py`` checks it).
 """
 
-from . import long_range, mnist, r3d, resnet, runner, spacetime, variants
+from . import denoise, long_range, mnist, partners, r3d, resnet, runner, spacetime, variants
 from .lab import Lab
 
-__all__ = ["LABS", "Lab", "runner", "mnist", "long_range", "spacetime", "r3d", "resnet", "variants"]
+__all__ = ["LABS", "Lab", "runner", "mnist", "long_range", "spacetime", "r3d", "resnet", "variants",
+           "denoise", "partners"]
 
 #: Every lab by name, in the order of the pages that run them.
 LABS: dict[str, Lab] = {module.LAB.name: module.LAB
-                        for module in (mnist, long_range, spacetime, r3d, resnet, variants)}
+                        for module in (mnist, denoise, long_range, spacetime, r3d, resnet,
+                                       partners, variants)}

@@ -18,6 +18,7 @@ from torch import nn
 from .._modes import NO_BLOCK
 from ..budget import NAMES, Budget
 from ..cost import count_flops
+from ..train import check_objective
 
 __all__ = ["Lab", "NO_BLOCK", "check_model", "flops_per_example"]
 
@@ -32,7 +33,9 @@ class Lab:
     for every model and seed, with ``source``, ``describe()`` and the four split tensors.
     ``settings(model, budget)``: fixed facts every run records (the block's mode, a variant's
     options); ``measure(net, data, device)``: measured ones (FLOPs); ``epoch_hook(net, model,
-    budget)``: a hook for :func:`~nlcourse.train.fit`, or None.
+    budget)``: a hook for :func:`~nlcourse.train.fit`, or None. ``objective``: what it trains
+    for, ``"classify"`` (the test score is ``test_accuracy``) or ``"denoise"`` (``test_psnr``),
+    :data:`nlcourse.train.OBJECTIVES`.
     """
 
     name: str
@@ -47,8 +50,10 @@ class Lab:
     settings: Callable[[str, Budget], dict] | None = None
     measure: Callable | None = None
     epoch_hook: Callable | None = None
+    objective: str = "classify"
 
     def __post_init__(self):
+        check_objective(self.objective)
         if self.default_model not in self.models:
             raise ValueError(f"the {self.name} lab's default_model {self.default_model!r} is not "
                              f"one of its models {self.models}")

@@ -3,7 +3,9 @@ block can.
 
 One MNIST digit at a random place on a 64 x 64 canvas; the target of every cell of the 16 x 16
 output grid is that digit's class (:func:`nlcourse.data.long_range_canvas`). The baseline is
-:class:`~nlcourse.models.LongRangeNet` without a block; the others add one block of each mode.
+:class:`~nlcourse.models.LongRangeNet` without a block; the others add one block of each mode,
+and ``dilated`` adds three dilated convolutions instead, whose receptive field covers the canvas
+(the convolutional network that can reach; :data:`nlcourse.models.CANVAS_DILATIONS`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import torch
 from .._modes import MODES, NO_BLOCK
 from ..budget import Budget, table
 from ..data import cell_distances, load_mnist, long_range_canvas
-from ..models import LongRangeNet, receptive_field
+from ..models import CANVAS_DILATIONS, LongRangeNet, receptive_field
 from .lab import Lab, check_model
 
-__all__ = ["LAB", "MODELS", "BUDGETS", "build", "load_data", "cell_accuracy", "cell_predictions"]
+__all__ = ["LAB", "MODELS", "BUDGETS", "NETWORKS", "build", "load_data", "cell_accuracy",
+           "cell_predictions"]
 
-MODELS = (NO_BLOCK, *MODES)
+#: The network that is not LongRangeNet with a block of one pairwise function, or none.
+NETWORKS = {"dilated": {"dilations": CANVAS_DILATIONS}}
+MODELS = (NO_BLOCK, *MODES, *NETWORKS)
 
 BUDGETS = table("canvases", smoke=dict(epochs=1, batch_size=64, train_size=512, test_size=256),
                 quick=dict(epochs=2, batch_size=64, train_size=10_000, test_size=2_000),
@@ -26,9 +31,11 @@ BUDGETS = table("canvases", smoke=dict(epochs=1, batch_size=64, train_size=512, 
 
 
 def build(model: str, **options) -> LongRangeNet:
-    """LongRangeNet with one block of the pairwise function ``model``, or none for ``"none"``."""
+    """LongRangeNet with one block of the pairwise function ``model``, none for ``"none"``, or
+    the dilated convolutions and no block for ``"dilated"``."""
     check_model(model, MODELS, "long_range")
-    return LongRangeNet(model, **options)
+    return LongRangeNet(None if model in NETWORKS else model, **NETWORKS.get(model, {}),
+                        **options)
 
 
 def load_data(budget: Budget):
@@ -64,5 +71,6 @@ LAB = Lab(name="long_range", title="a dense task on 64 x 64 canvases where one b
           pages=("notebooks/05_long_range",),
           models=MODELS, budgets=BUDGETS, build=build, load_data=load_data,
           default_model="embedded_gaussian",
-          settings=lambda model, budget: {"mode": model},
+          settings=lambda model, budget: ({"mode": NO_BLOCK, "network": model} if model in NETWORKS
+                                          else {"mode": model}),
           measure=lambda net, data, device: cell_accuracy(net, data, device))

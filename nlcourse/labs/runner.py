@@ -31,14 +31,14 @@ from .. import distributed
 from ..budget import Budget, resolve
 from ..cost import parameters
 from ..provenance import git_commit, results_home, results_out, run_record
-from ..train import (CheckpointError, batch_plan, check_seed, fit, load_checkpoint, load_weights,
-                     pick_device, save_checkpoint, set_seed)
+from ..train import (OBJECTIVES, CheckpointError, batch_plan, check_seed, describe_score, fit,
+                     load_checkpoint, load_weights, pick_device, save_checkpoint, set_seed)
 from ..train import precision as describe_precision
 from .lab import Lab, check_model
 
 __all__ = ["SOURCES", "default_source", "gpu_default", "budget", "setup", "run", "sweep", "trained",
            "load", "committed", "committed_run", "results", "results_dir", "load_results",
-           "summarise", "read_back"]
+           "summarise", "read_back", "score"]
 
 #: Where :func:`trained` takes a model from.
 SOURCES = ("train", "committed", "auto")
@@ -87,7 +87,8 @@ def run(lab: Lab, model: str, budget: Budget, seed: int = 0, out: str | Path | N
         compile: bool | str = False):
     """Train ``lab``'s ``model`` with ``seed`` under ``budget`` (resolved). Returns (network in
     eval mode, record): the run record of :func:`~nlcourse.provenance.run_record` plus the results
-    (``test_accuracy``, ``epochs``, ``train_seconds``, ``params``, ``history``). With ``out``,
+    (``test_accuracy``, or ``test_psnr`` for a lab whose objective is to denoise; ``epochs``,
+    ``train_seconds``, ``params``, ``history``). With ``out``,
     also writes ``out/model.pt`` and ``out/metrics.json``.
 
     Under ``torchrun`` every rank trains and only rank 0 logs and writes;
@@ -118,14 +119,16 @@ def run(lab: Lab, model: str, budget: Budget, seed: int = 0, out: str | Path | N
     net = lab.build(model)
     hook = lab.epoch_hook(net, model, budget) if lab.epoch_hook else None
     history = fit(net, data, budget, device=device, seed=seed, progress=progress, log=log,
-                  scale_batch=scale_batch, epoch_hook=hook, precision=precision, compile=compile)
+                  scale_batch=scale_batch, epoch_hook=hook, precision=precision, compile=compile,
+                  objective=lab.objective)
     net.eval()
     record = run_record(lab=lab.name, model=model, budget=budget, seed=seed, data=data,
                         device=device, precision=describe_precision(device, precision),
                         command=command, world_size=ctx.world_size, commit=commit)
     record["compile"] = compile
     record.update(lab.settings(model, budget) if lab.settings else {})
-    record.update(test_accuracy=history[-1]["test_accuracy"], epochs=budget.epochs,
+    metric = f"test_{OBJECTIVES[lab.objective]}"
+    record.update({metric: history[-1][metric]}, epochs=budget.epochs,
                   train_seconds=sum(h["seconds"] for h in history), params=parameters(net))
     if lab.measure:
         record.update(lab.measure(net, data, device))
@@ -224,8 +227,8 @@ def trained(lab: Lab, model: str, budget: Budget, seed: int = 0, *, source: str 
             took = f"{took:.0f} s" if took < 120 else f"{took / 60:.0f} min"
             print(f"read back the committed run {shown}/ (source={source!r})\n  trained "
                   f"{record['date'][:10]} on {record['device']} in {took} on "
-                  f"{record['data_description']}, test accuracy {record['test_accuracy']:.4f}; "
-                  f"source='train' trains it anew")
+                  f"{record['data_description']}, {score(record)}; source='train' trains it "
+                  f"anew")
         else:
             print(f"loaded the model trained earlier in {shown}/ (source={source!r})")
         return (load(lab, folder).to(pick_device(options.get("device"))),
@@ -287,8 +290,7 @@ def sweep(lab: Lab, models=None, seeds=None, budget: Budget | None = None,
         partial.write_text(json.dumps(record, indent=2) + "\n")
         os.replace(partial, _result_path(out, model, seed))
         if log:
-            log(f"{model:>17} seed {seed}: test accuracy {record['test_accuracy']:.4f} "
-                f"({record['train_seconds']:.0f} s)")
+            log(f"{model:>17} seed {seed}: {score(record)} ({record['train_seconds']:.0f} s)")
     return results(lab, out)
 
 
@@ -342,6 +344,17 @@ def load_results(folder: str | Path, order=()) -> list[dict]:
     return sorted(found, key=lambda r: (rank.get(r["model"], len(rank)), r["model"], r["seed"]))
 
 
+def _metric(record: dict) -> str:
+    """The score a record holds: ``accuracy`` or ``psnr`` (:data:`nlcourse.train.OBJECTIVES`)."""
+    return next(m for m in OBJECTIVES.values() if f"test_{m}" in record)
+
+
+def score(record: dict) -> str:
+    """A run's test score in words: "test accuracy 0.9812" or "test PSNR 19.32 dB"."""
+    metric = _metric(record)
+    return describe_score(metric, record[f"test_{metric}"])
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     if len(values) < 2:
@@ -350,17 +363,19 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(found: list[dict]) -> list[dict]:
-    """Per model: seeds, mean and sample standard deviation of test accuracy, parameters, median
-    training seconds per epoch, and the data sources, budgets and devices the runs used."""
+    """Per model: seeds, mean and sample standard deviation of the test score (``accuracy_mean``
+    and ``accuracy_std``, or ``psnr_mean`` and ``psnr_std`` for a denoising lab), parameters,
+    median training seconds per epoch, and the data sources, budgets and devices the runs used."""
     rows = []
     for model in dict.fromkeys(r["model"] for r in found):
         runs_ = [r for r in found if r["model"] == model]
-        mean, std = _mean_std([r["test_accuracy"] for r in runs_])
+        metric = _metric(runs_[0])
+        mean, std = _mean_std([r[f"test_{metric}"] for r in runs_])
         rows.append({
             "model": model,
             "seeds": sorted(r["seed"] for r in runs_),
-            "accuracy_mean": mean,
-            "accuracy_std": std,
+            f"{metric}_mean": mean,
+            f"{metric}_std": std,
             "params": runs_[0]["params"],
             # median: one run slowed by another job on a shared machine should not set the figure
             "seconds_per_epoch": statistics.median(r["train_seconds"] / r["epochs"]
