@@ -7,8 +7,8 @@ f / C(x) when ``need_map`` is true, else ``None`` and then the kernel may avoid 
 * Gaussian and embedded Gaussian: a softmax, so PyTorch's fused
   ``scaled_dot_product_attention`` (never materialises the N x M matrix in its fused kernels);
   on the CPU, below :data:`MATERIALISE_MAX_PAIRS`, the matrix itself, in blocks of queries above
-  :data:`BLOCK_QUERIES_ABOVE_PAIRS`, with the Gaussian's weights kept out of the subnormal range
-  (:data:`SUBNORMAL_SPREAD`).
+  :data:`BLOCK_QUERIES_ABOVE_PAIRS`, with the weights of x against itself kept out of the
+  subnormal range (:data:`SUBNORMAL_SPREAD`).
 * dot product: associativity, ``theta (phi^T g) / M``: O(N C C') instead of O(N M C).
 * concatenation: ``w^T [theta_i; phi_j] = a_i + b_j``, so f = ReLU(a_i + b_j) needs no
   (B, 2C', N, M) tensor; without the map, sorting b turns the sum over j into suffix sums,
@@ -144,45 +144,50 @@ def _small(q: Tensor, k: Tensor) -> bool:
 # A softmax weight under the smallest normal float (about e^-87 of its row's largest, in float32
 # and bfloat16) is subnormal, and an x86 CPU multiplies subnormals in microcode, tens of times
 # slower, in every matrix product that reads them, forward and backward. The Gaussian mode
-# compares x itself, whose dot products are of order C, and without sub-sampling each query
-# meets itself among the keys: its 1 x 64 x 16 x 16 block ran 10 times slower for it. So in the
-# Gaussian mode the CPU path looks at the weights of one row in SUBNORMAL_SAMPLE (what costs is
-# their number), and where one is subnormal (or zero) raises the scores to at least their row's
-# largest minus SUBNORMAL_SPREAD, e^-43.7 of the largest weight (the square root of the smallest
-# normal float): then no weight, nor the product of two such numbers in the backward pass, is
-# subnormal, and y moves by at most M e^-43.7 max|g|, 1e-19 of it per key, far below float32's
-# rounding. The embedded modes are left exact: their learned projections set the scale of their
-# scores, and the look costs them 5 to 10% of the attention at 16 x 16 whether or not it finds
-# anything. Half precision, whose normal range ends at 6e-5, keeps its softmax exact.
+# without sub-sampling compares x with itself: each query is among its own keys, its score
+# |x_i|^2 stands far above the rest of its row, and many weights fall that low (its
+# 1 x 64 x 16 x 16 block ran 10 times slower for it). So where the queries are the keys, the CPU
+# path looks at the scores of one row in SUBNORMAL_SAMPLE before the softmax, and where a row
+# spreads wide enough for a weight to fall below the smallest normal float it raises the scores
+# to at least their row's largest minus SUBNORMAL_SPREAD, e^-43.7 of the largest weight (the
+# square root of the smallest normal float): then no weight, nor the product of two such numbers
+# in the backward pass, is subnormal, and y moves by at most M e^-43.7 max|g|, 1e-19 of it per
+# key, far below float32's rounding. Everywhere else the softmax is left exact: the look cost the
+# block 6% at 16 x 16 whether or not it found anything, and no other configuration met
+# subnormal weights in the course's measurements. Half precision, whose normal range ends at
+# 6e-5, keeps its softmax exact too.
 SUBNORMAL_SPREAD = {dtype: -0.5 * math.log(torch.finfo(dtype).tiny)
                     for dtype in (torch.float32, torch.bfloat16)}
 SUBNORMAL_SAMPLE = 8
 
 
 def _softmax_without_subnormals(scores: Tensor) -> Tensor:
-    """softmax(scores) along the last axis; if a weight of the rows looked at (one in
-    :data:`SUBNORMAL_SAMPLE`) is subnormal or zero in float32 or bfloat16, the softmax of the
+    """softmax(scores) along the last axis; if a row looked at (one in :data:`SUBNORMAL_SAMPLE`)
+    spreads so wide that a weight may be subnormal in float32 or bfloat16, the softmax of the
     scores raised to at least their row's largest minus :data:`SUBNORMAL_SPREAD` instead (the
     gradient passing the raise unchanged)."""
-    weights = torch.softmax(scores, dim=-1)
     spread = SUBNORMAL_SPREAD.get(scores.dtype)
     # A traced or exported graph (torch.export, ONNX, torch.compile) cannot branch on the data:
     # it keeps the exact softmax.
-    if spread is None or torch.compiler.is_compiling() or torch.jit.is_tracing() or \
-            weights.detach()[:, ::SUBNORMAL_SAMPLE].amin().item() >= torch.finfo(scores.dtype).tiny:
-        return weights
-    del weights
+    if spread is None or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return torch.softmax(scores, dim=-1)
+    rows = scores.detach()[:, ::SUBNORMAL_SAMPLE]
+    # a weight is e^(s - largest) / (a sum of at most M): under the smallest normal float
+    # (e^(-2 spread)) once s lies more than 2 spread - ln M below its row's largest
+    if (rows.amax(dim=-1) - rows.amin(dim=-1)).max().item() <= \
+            2 * spread - math.log(scores.shape[-1]):
+        return torch.softmax(scores, dim=-1)
     with torch.no_grad():
         lift = (scores.amax(dim=-1, keepdim=True) - spread - scores).clamp_min_(0)
     return torch.softmax(lift.add_(scores), dim=-1)   # in place: the gradient goes to scores
 
 
-def softmax_attention_channels(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0,
-                               lift_subnormals: bool = False) -> Tensor:
+def softmax_attention_channels(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0) -> Tensor:
     """:func:`softmax_attention` on (B, C, N) queries, (B, C, M) keys, (B, C', M) values; returns
-    y as (B, C', N). ``lift_subnormals``: keep the CPU path's weights out of the subnormal range
-    (:data:`SUBNORMAL_SPREAD`), as the Gaussian mode does."""
-    softmax = _softmax_without_subnormals if lift_subnormals else (
+    y as (B, C', N). Queries that are the keys themselves (the Gaussian without sub-sampling) keep
+    the CPU path's weights out of the subnormal range (:data:`SUBNORMAL_SPREAD`)."""
+    softmax = _softmax_without_subnormals if (
+        q.shape == k.shape and q.stride() == k.stride() and q.data_ptr() == k.data_ptr()) else (
         lambda scores: torch.softmax(scores, dim=-1))
     if _small(q, k):
         # The softmax along the scores' contiguous last axis, then one transposed copy of y
@@ -254,10 +259,6 @@ def run_kernel_channels(f: PairwiseFunction, theta: Tensor, phi: Tensor, g: Tens
                         dense_concatenation: bool = False) -> Tensor:
     """:func:`nonlocal_op_channels` for a row of the table already checked: the channel-first
     form of the kernel the row names."""
-    if f.form == "concat":
-        extra = {"w_concat": w_concat, "dense": dense_concatenation}
-    elif f.softmax:   # the Gaussian, which compares x itself, keeps clear of subnormal weights
-        extra = {"scale": scale, "lift_subnormals": not f.embedded}
-    else:
-        extra = {"scale": scale}
+    extra = ({"w_concat": w_concat, "dense": dense_concatenation} if f.form == "concat"
+             else {"scale": scale})
     return globals()[f.kernel + "_channels"](theta, phi, g, **extra)

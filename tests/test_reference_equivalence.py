@@ -210,11 +210,12 @@ def test_channel_first_kernels_match_reference_op(mode, softmax_kernel):
 @pytest.mark.parametrize("softmax_kernel", ["blocked"], indirect=True)
 def test_the_blocked_kernel_runs_in_blocks(softmax_kernel, monkeypatch):
     """The "blocked" cases above really take the path in blocks: 11 queries against 7 keys in
-    blocks of 40 // (3 x 7) = 1 query, 11 softmaxes."""
+    blocks of 40 // (3 x 7) = 1 query, 11 score matrices."""
     calls = []
-    real = pairwise._softmax_without_subnormals
-    monkeypatch.setattr(pairwise, "_softmax_without_subnormals",
-                        lambda scores: calls.append(scores.shape) or real(scores))
+    real = pairwise._scores
+    monkeypatch.setattr(pairwise, "_scores",
+                        lambda q, k, scale: calls.append((q.shape[0], q.shape[2], k.shape[2]))
+                        or real(q, k, scale))
     theta, phi, g, _ = _raw_tokens(seed=5)
     pairwise.nonlocal_op_channels("gaussian", *(t.transpose(1, 2) for t in (theta, phi, g)))
     assert calls == [(3, 1, 7)] * 11
@@ -259,12 +260,13 @@ def test_options_keep_fast_path_equal_to_reference(options, mode, dim, projectio
 
 
 def test_softmax_weights_are_kept_out_of_the_subnormal_range(monkeypatch):
-    """Where a softmax weight of the rows looked at would be subnormal (or zero) in float32, the
-    Gaussian's CPU path raises the scores to at least the row's largest minus
-    pairwise.SUBNORMAL_SPREAD (a subnormal weight costs the CPU tens of times more in every
-    product that reads it). Narrow rows, and float64, are untouched; a raised block stays within
-    float32 rounding of the float64 reference, gradients included; the embedded Gaussian is not
-    raised."""
+    """Where the queries are the keys (the Gaussian without sub-sampling) and a row looked at
+    spreads so wide that a weight may be subnormal (or zero) in float32, the CPU path raises the
+    scores to at least the row's largest minus pairwise.SUBNORMAL_SPREAD (a subnormal weight
+    costs the CPU tens of times more in every product that reads it). Narrow rows, and float64,
+    are untouched; a raised block stays within float32 rounding of the float64 reference,
+    gradients included; other queries and keys (the embedded Gaussian, pooled keys) are never
+    looked at."""
     narrow = torch.randn(2, 5, 7)
     torch.testing.assert_close(pairwise._softmax_without_subnormals(narrow),
                                torch.softmax(narrow, -1), rtol=0, atol=0)
@@ -301,6 +303,7 @@ def test_softmax_weights_are_kept_out_of_the_subnormal_range(monkeypatch):
     theta, phi, g, _ = _raw_tokens(seed=6)
     pairwise.nonlocal_op_channels("embedded_gaussian", *(50 * t.float().transpose(1, 2)
                                                           for t in (theta, phi, g)))
+    randomised_block("gaussian", 2, dtype=torch.float32)(x32)            # keys pooled
     assert raises == [True]
     scale = (z_ref - x).abs().max().item()
     torch.testing.assert_close(z.double(), z_ref, rtol=0, atol=1e-5 * scale)
