@@ -3,7 +3,7 @@
     python -m nlcourse train LAB [--model M] [--budget B] [--seed S] [--out DIR]
                                  [--precision fp32|bf16|fp16] [--compile [MODE]]
     python -m nlcourse sweep LAB [--models M ...] [--seeds S ...] [--budget B] [--out DIR]
-    python -m nlcourse bench {paths,variants,step,precision} [--sizes ...] [--out DIR]
+    python -m nlcourse bench {paths,variants,step,precision,peers} [--sizes ...] [--out DIR]
     python -m nlcourse maps --mode M [--checkpoint PATH] [--image PNG | --index N] --query ROW,COL --out DIR
 
 The budget is resolved here, once, and passed down as an object. Every mistake a user can make
@@ -152,11 +152,26 @@ def _shape(text: str) -> tuple:
 def _bench(args) -> int:
     _device(args.device)
     _writable(args.out)
+    if args.what == "peers":
+        if args.sizes and any(len(shape) != 4 for shape in args.sizes):
+            raise UsageError("--sizes: bench peers compares image blocks (mmcv's NonLocal2d): "
+                             "give BxCxHxW shapes, got " + " ".join(
+                                 "x".join(map(str, s)) for s in args.sizes if len(s) != 4))
+        missing = bench.mmcv_missing()
+        if missing is not None:
+            raise UsageError(f"bench peers times the block against mmcv's NonLocal2d, and mmcv "
+                             f"cannot be imported here ({missing}); pip install mmcv-lite")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     command = " ".join(["python -m nlcourse", *args.argv])
-    shapes = args.sizes or bench.DEFAULT_SHAPES
-    repeats = args.repeats or {"paths": bench.DEFAULT_REPEATS, "step": 30}.get(args.what, 3)
+    shapes = args.sizes or (bench.PEER_SHAPES if args.what == "peers" else bench.DEFAULT_SHAPES)
+    repeats = args.repeats or {"paths": bench.DEFAULT_REPEATS, "step": 30,
+                               "peers": bench.PEER_TARGETS["rounds"]}.get(args.what, 3)
     data = None
-    if args.what == "paths":
+    if args.what == "peers":
+        result = bench.run_peer_benchmark(shapes=shapes, modes=args.modes, rounds=repeats,
+                                          device=args.device, max_gib=args.max_reference_gib)
+    elif args.what == "paths":
         result = bench.run_benchmark(shapes=shapes, modes=args.modes, repeats=repeats,
                                      device=args.device, max_reference_gib=args.max_reference_gib,
                                      dtype=getattr(torch, args.dtype))
@@ -270,17 +285,22 @@ def main(argv: list[str] | None = None) -> int:
         "bench", help="paths: the literal formula against the fast path; variants: the cheaper "
                       "blocks against the full block (forward+backward, time and memory); step: "
                       "MNISTNet's training step per model (time and operations); precision: the "
-                      "shipped networks under bf16 and fp16 autocast (accuracy and maps)")
-    parser_bench.add_argument("what", choices=("paths", "variants", "step", "precision"))
+                      "shipped networks under bf16 and fp16 autocast (accuracy and maps); peers: "
+                      "the block against mmcv's NonLocal2d and the textbook formula "
+                      "(forward+backward, time and memory)")
+    parser_bench.add_argument("what", choices=("paths", "variants", "step", "precision", "peers"))
     parser_bench.add_argument("--sizes", nargs="+", type=_shape, default=None,
                               help="input shapes such as 1x64x64x64 (default: "
                                    + " ".join("x".join(map(str, s)) for s in bench.DEFAULT_SHAPES)
                                    + ")")
-    parser_bench.add_argument("--modes", nargs="+", choices=MODES,
-                              default=None, help="paths only: the modes to measure (default all)")
+    parser_bench.add_argument("--modes", nargs="+", choices=MODES, default=None,
+                              help="paths and peers: the modes to measure (default all)")
     parser_bench.add_argument("--repeats", type=_positive(int), default=None,
-                              help="timed runs (median) after warm-up (default: paths and step "
-                                   "30, variants 3)")
+                              help="timed runs (median) after warm-up (default: paths, step and "
+                                   "peers 30, variants 3)")
+    parser_bench.add_argument("--threads", type=_positive(int), default=None,
+                              help="the threads PyTorch computes with (default: PyTorch's, one "
+                                   "per core); written in the file")
     parser_bench.add_argument("--batch-sizes", nargs="+", type=_positive(int),
                               default=list(bench.STEP_BATCHES),
                               help="step only: the batch sizes (default: 128 2)")
@@ -288,14 +308,15 @@ def main(argv: list[str] | None = None) -> int:
                               help="step only: time the steps through torch.compile as well")
     parser_bench.add_argument("--device", default=None)
     parser_bench.add_argument("--max-reference-gib", type=_positive(float), default=16.0,
-                              help="paths only: skip the literal formula where it would need more")
+                              help="paths and peers: skip the literal formula (and mmcv's block) "
+                                   "where it would need more")
     parser_bench.add_argument("--dtype", default="float32",
                               choices=["float32", "bfloat16", "float16"],
                               help="paths only: precision of block and input")
     parser_bench.add_argument("--out", default=None,
                               help="folder for paths.json (and paths.png), variants.json, "
-                                   "step.json or precision.json (default: the results home's "
-                                   "bench/cpu or bench/gpu)")
+                                   "step.json, precision.json or peers.json (default: the "
+                                   "results home's bench/cpu or bench/gpu)")
     parser_bench.set_defaults(run=_bench)
 
     parser_maps = commands.add_parser(

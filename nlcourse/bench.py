@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import importlib.util
 import json
+import math
 import os
 import platform
 import shutil
@@ -20,9 +22,11 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from . import efficient, reference
-from ._modes import MODES, NO_BLOCK
+from ._modes import MODES, NO_BLOCK, pairwise_function
 from .blocks import NonLocalBlock
 from .budget import Budget
 from .cost import (count_flops, count_operations, matmul_gflops, peak_memory, reference_bytes,
@@ -36,7 +40,11 @@ from .train import make_optimizer, pick_device
 __all__ = ["DEFAULT_SHAPES", "TARGETS", "compare_paths", "precision_check", "compare_variants",
            "run_benchmark", "target_verdicts",
            "run_variant_benchmark", "STEP_MODELS", "STEP_BATCHES", "training_step",
-           "run_step_benchmark", "compiler_missing", "run_precision_benchmark", "write"]
+           "run_step_benchmark", "compiler_missing", "run_precision_benchmark", "write",
+           "PEER_SHAPES", "PEER_ALL_KEYS_MAX", "PEERS", "PEER_TARGETS", "PEER_MIN_SECONDS",
+           "mmcv_missing",
+           "mmcv_twin", "textbook_forward", "compare_peers", "peer_verdicts",
+           "run_peer_benchmark"]
 
 # Four image maps and a short video clip, C = 64: where the literal formula's N x M matrix is
 # tiny (16 x 16: 256 queries x 64 keys, where overheads rule), small (32 x 32), large (128 x 128:
@@ -87,6 +95,55 @@ def write(result: dict, out: str | Path, name: str, command: str, data=None) -> 
     return path
 
 
+def _random_block(mode: str, shape: tuple, device, dtype, seed: int, **options) -> NonLocalBlock:
+    """A block for ``shape`` (B, C, *spatial) whose every parameter is drawn from N(0, 0.05): W
+    is not zero, so the block adds something and backward reaches every parameter."""
+    torch.manual_seed(seed)
+    block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2, **options)
+    block = block.to(device, dtype)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0, 0.05)
+    return block
+
+
+def _alternate(steps: dict, rounds: int, warmup: int, device,
+               runs: int = 1) -> dict[str, list[float]]:
+    """Seconds of each of ``steps`` (name: function) in ``rounds`` rounds after ``warmup`` runs of
+    each: every round runs each step ``runs`` times, back to back (the time is their mean), the
+    order of the steps rotated from one round to the next, so that drift on a shared machine hits
+    all of them alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    names = list(steps)
+    times = {name: [] for name in names}
+
+    def repeated(step):
+        def run():
+            for _ in range(runs):
+                step()
+        return run
+
+    timed = {name: repeated(step) if runs > 1 else step for name, step in steps.items()}
+    for i in range(rounds):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name] += [t / runs for t in time_call(timed[name], repeats=1, warmup=0,
+                                                        device=device)]
+    return times
+
+
+def _ratio(numerator: list[float], denominator: list[float]) -> tuple[float, list[float] | None]:
+    """The median over the rounds of numerator / denominator, taken round by round, and its
+    lower and upper quartiles (None below 4 rounds): a burst of load in one round moves neither."""
+    ratios = [a / b for a, b in zip(numerator, denominator)]
+    if len(ratios) < 4:
+        return statistics.median(ratios), None
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return statistics.median(ratios), [float(low), float(high)]
+
+
 # The fast path against the literal formula
 
 def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
@@ -100,12 +157,7 @@ def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
     reference / fast (with its quartiles), which a burst of load in one pair cannot move;
     ``*_seconds`` are each path's median."""
     device = torch.device(device) if device is not None else torch.device("cpu")
-    torch.manual_seed(seed)
-    dimension = len(shape) - 2
-    block = NonLocalBlock(shape[1], mode=mode, dimension=dimension).to(device, dtype)
-    with torch.no_grad():  # a non-zero W so that backward reaches every parameter
-        for p in block.parameters():
-            p.normal_(0, 0.05)
+    block = _random_block(mode, shape, device, dtype, seed)
     x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
 
     def run(path):
@@ -117,23 +169,15 @@ def compare_paths(mode: str, shape: tuple, repeats: int = 5, warmup: int = 1,
         return step
 
     paths = {"reference": run("reference"), "fast": run("fast")}
-    for step in paths.values():
-        for _ in range(warmup):
-            step()
-    times = {name: [] for name in paths}
-    for i in range(repeats):
-        for name in (("reference", "fast") if i % 2 == 0 else ("fast", "reference")):
-            times[name] += time_call(paths[name], repeats=1, warmup=0, device=device)
+    times = _alternate(paths, repeats, warmup, device)
     result = {"mode": mode, "shape": list(shape), "device": str(device), "dtype": str(dtype),
               "threads": torch.get_num_threads(), "torch_version": torch.__version__,
               "repeats": repeats}
     for name in paths:
         result[f"{name}_seconds"] = statistics.median(times[name])
-    ratios = [r / f for r, f in zip(times["reference"], times["fast"])]
-    result["speedup"] = statistics.median(ratios)
-    if len(ratios) >= 4:
-        result["speedup_quartiles"] = [float(q) for q in
-                                       statistics.quantiles(ratios, n=4, method="inclusive")[::2]]
+    result["speedup"], quartiles = _ratio(times["reference"], times["fast"])
+    if quartiles is not None:
+        result["speedup_quartiles"] = quartiles
     if memory:
         for name, step in paths.items():
             result[f"{name}_peak_bytes"] = peak_memory(step, device)
@@ -157,11 +201,8 @@ def precision_check(shape: tuple = (1, 64, 32, 32), modes=None, device=None,
     rows = []
     try:
         for mode in modes or MODES:
-            torch.manual_seed(seed)
-            block = NonLocalBlock(shape[1], mode=mode, dimension=len(shape) - 2).to(device)
-            with torch.no_grad():  # a non-zero W, so that z - x is the whole block's work
-                for p in block.parameters():
-                    p.normal_(0, 0.05)
+            # a non-zero W, so that z - x is the whole block's work
+            block = _random_block(mode, shape, device, torch.float32, seed)
             x = torch.randn(shape, device=device)
             exact = copy.deepcopy(block).double()
             with torch.no_grad():
@@ -191,12 +232,7 @@ def compare_variants(shape: tuple, chunk: int = 1024, keep: int = 16, rank_divis
     of z from the full block's (absolute, and relative to the largest ``|z - x|``, the part the block
     adds), all measured alternately in one process."""
     device = torch.device(device) if device is not None else torch.device("cpu")
-    torch.manual_seed(seed)
-    block = NonLocalBlock(shape[1], mode="embedded_gaussian", dimension=len(shape) - 2)
-    block = block.to(device, dtype)
-    with torch.no_grad():  # a non-zero W so that backward reaches every parameter
-        for p in block.parameters():
-            p.normal_(0, 0.05)
+    block = _random_block("embedded_gaussian", shape, device, dtype, seed)
     x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
     M = block.project(x)[1].shape[1]
     k, rank = max(1, M // keep), max(1, block.inter_channels // rank_divisor)
@@ -357,6 +393,292 @@ def _describe(row) -> str:
     return (f"{row['mode']:>18} {shape:>14}: reference {1e3 * row['reference_seconds']:8.1f} ms "
             f"{row['reference_peak_bytes'] / 2**20:8.1f} MiB, {fast}: {row['speedup']:6.1f}x faster, "
             f"{row['memory_ratio']:6.1f}x less memory")
+
+
+# The block against what a user would pick instead: mmcv's NonLocal2d, the library block most
+# users reach for, and the formula as a textbook writes it.
+
+#: The peer benchmark's maps, C = 64 (C' = 32): keys sub-sampled 2 x 2 at every size, and every
+#: position a key (no sub-sampling) up to :data:`PEER_ALL_KEYS_MAX` positions; at 128 x 128 the
+#: literal concatenation of all 16,384 keys would need about 200 GiB.
+PEER_SHAPES = ((1, 64, 16, 16), (1, 64, 32, 32), (1, 64, 64, 64), (1, 64, 128, 128))
+PEER_ALL_KEYS_MAX = 64 * 64
+#: The peers, as the rows of ``bench peers`` name them.
+PEERS = ("mmcv", "formula")
+#: What the block must achieve against each peer wherever both were timed: the median over the
+#: alternating rounds of the peer's time over the block's at least ``median``, and its lower
+#: quartile at least ``lower_quartile`` (so a target is not met by rerunning until the noise
+#: agrees), over at least ``rounds`` rounds.
+PEER_TARGETS = {"median": 1.0, "lower_quartile": 0.95, "rounds": 30}
+#: The shortest a measurement lasts: each round runs each path as many times as it takes.
+PEER_MIN_SECONDS = 0.02
+
+
+def mmcv_missing() -> str | None:
+    """Why mmcv's non-local blocks (``pip install mmcv-lite``) cannot be imported here, or None."""
+    try:   # by name: an optional test dependency, heavy (mmengine), only for bench peers
+        for name in ("mmcv", "mmcv.cnn.bricks.non_local"):
+            importlib.import_module(name)
+    except Exception as error:  # noqa: BLE001  (a missing or a broken install: either way, say why)
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def mmcv_twin(block: NonLocalBlock):
+    """mmcv's ``NonLocal1d``/``2d``/``3d`` built as ``block`` is (mode, C', sub-sampling, scale,
+    BatchNorm or no norm after W) and holding its weights, in its dtype, on its device and in its
+    training mode: the same function, computed by mmcv's code.
+
+    mmcv scales theta . phi only in the embedded Gaussian mode, pools with a 2x2 max, and its
+    convolution before a norm has no bias; a block that differs raises a ValueError."""
+    non_local = importlib.import_module("mmcv.cnn.bricks.non_local")   # as in mmcv_missing
+
+    f = block.f
+    norm = block.W[1] if isinstance(block.W, nn.Sequential) else None
+    w_conv = block.W[0] if norm is not None else block.W
+    differs = [what for what, true in (
+        ("W ends with a norm other than BatchNorm", norm is not None and not block.bn_layer),
+        ("W's convolution has a bias before the norm", norm is not None and bool(
+            w_conv.bias.detach().abs().max() > 0)),
+        ("theta . phi is scaled outside the embedded Gaussian", block.use_scale and not (
+            f.softmax and f.embedded)),
+        ("the keys are average-pooled", block.sub_sample and block.pool_type != "max"),
+        ("C' is not C // reduction", block.inter_channels != max(block.in_channels //
+                                                                   block.reduction, 1))) if true]
+    if differs:
+        raise ValueError(f"mmcv's non-local block cannot hold this block: {'; '.join(differs)}")
+    kind = {1: non_local.NonLocal1d, 2: non_local.NonLocal2d,
+            3: non_local.NonLocal3d}[block.dimension]
+    norm_cfg = {"type": {1: "BN1d", 2: "BN", 3: "BN3d"}[block.dimension]} if norm else None
+    twin = kind(block.in_channels, sub_sample=block.sub_sample, mode=block.mode,
+                use_scale=block.use_scale, reduction=block.reduction, norm_cfg=norm_cfg)
+    ours = block.state_dict()
+    state = {}
+    for name in ("theta", "phi", "g"):
+        if getattr(block, name) is None:
+            continue
+        # with sub-sampling mmcv wraps phi and g as Sequential(ConvModule, max-pool)
+        prefix = f"{name}.0.conv" if block.sub_sample and name != "theta" else f"{name}.conv"
+        state[f"{prefix}.weight"], state[f"{prefix}.bias"] = ours[f"{name}.weight"], ours[f"{name}.bias"]
+    if norm is None:
+        state["conv_out.conv.weight"], state["conv_out.conv.bias"] = ours["W.weight"], ours["W.bias"]
+    else:
+        state["conv_out.conv.weight"] = ours["W.0.weight"]
+        for key, value in ours.items():
+            if key.startswith("W.1."):
+                state[f"conv_out.{twin.conv_out.norm_name}.{key[4:]}"] = value
+    if block.concat_project is not None:
+        state["concat_project.conv.weight"] = ours["concat_project.0.weight"]
+    twin.load_state_dict(state, strict=True)   # every key of each side used
+    parameter = next(block.parameters())
+    return twin.to(parameter.device, parameter.dtype).train(block.training)
+
+
+def textbook_forward(block: NonLocalBlock, x: torch.Tensor) -> torch.Tensor:
+    """The non-local block as a textbook writes it, with ``block``'s own weights: the peer
+    benchmark's literal formula, written here with plain PyTorch operations and none of the
+    course's code (neither :mod:`nlcourse.reference` nor the block's forward).
+
+    theta, phi and g are three 1x1 convolutions of the image x (B, C, H, W), phi and g
+    max-pooled 2x2 when the block sub-samples (the Gaussian compares x itself). Then the (B, N, M)
+    matrix of weights, in one expression per f: ``softmax(theta^T phi * scale)`` over the keys for
+    the two Gaussians; ``theta^T phi * scale / M`` for the dot product; for the concatenation
+    ``ReLU([theta_i; phi_j] . w) / M`` over the (B, N, M, 2C') tensor of every concatenated pair.
+    y = weights g^T, back to (B, C', H, W), and z = BatchNorm(conv(y)) + x, the batch norm
+    through ``F.batch_norm`` with the block's statistics and affine parameters (updated in
+    training mode, as the block's own). Images only, with the paper's BatchNorm or no norm."""
+    if block.dimension != 2 or (isinstance(block.W, nn.Sequential) and not block.bn_layer) or (
+            block.sub_sample and block.pool_type != "max"):
+        raise ValueError("textbook_forward writes the paper's image block: dimension 2, "
+                         "max-pooled keys, BatchNorm or no norm after W")
+    f, scale = block.f, block.scale
+    B, _, H, W = x.shape
+
+    def conv(module, t):
+        return F.conv2d(t, module.weight, module.bias)
+
+    def keys(t):
+        return F.max_pool2d(t, 2) if block.sub_sample else t
+
+    theta, phi = (conv(block.theta, x), keys(conv(block.phi, x))) if f.embedded else (x, keys(x))
+    g = keys(conv(block.g, x))
+    theta, phi, g = theta.flatten(2), phi.flatten(2), g.flatten(2)     # (B, channels, positions)
+    M = phi.shape[2]
+    if f.form == "concat":
+        N, Cp = theta.shape[2], theta.shape[1]
+        pairs = torch.cat([theta.transpose(1, 2).unsqueeze(2).expand(B, N, M, Cp),
+                           phi.transpose(1, 2).unsqueeze(1).expand(B, N, M, Cp)], dim=-1)
+        weights = torch.relu(pairs @ block.concat_project[0].weight.reshape(-1)) / M
+    else:
+        scores = theta.transpose(1, 2) @ phi * scale
+        weights = torch.softmax(scores, dim=-1) if f.softmax else scores / M
+    y = (weights @ g.transpose(1, 2)).transpose(1, 2).reshape(B, -1, H, W)
+    if not isinstance(block.W, nn.Sequential):
+        return conv(block.W, y) + x
+    bn = block.W[1]
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    return F.batch_norm(conv(block.W[0], y), bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                        bn.training, momentum, bn.eps) + x
+
+
+def compare_peers(mode: str, shape: tuple, sub_sample: bool = True,
+                  rounds: int = PEER_TARGETS["rounds"], warmup: int = 2, device=None,
+                  max_gib: float = 16.0, seed: int = 0) -> dict:
+    """One block (forward + backward) against mmcv's twin of it (:func:`mmcv_twin`) and against
+    :func:`textbook_forward`, on one input: time and peak memory.
+
+    The block is the paper's (BatchNorm after W), with every parameter random and W's bias zero
+    (mmcv has none), scaled in the embedded Gaussian mode (mmcv's default), in training mode. The
+    three compute one function; each row says how far the peers' z land from the block's
+    (``max_difference``, relative to the largest ``|z - x|``). The backward pass takes a fixed
+    random gradient, as a later layer would send (not ``z.sum()``'s, whose expanded ones no
+    network sends). The three run in rounds, the order rotated, each as many times per round as
+    lasts :data:`PEER_MIN_SECONDS` (``runs_per_round``); each peer's ``ratio`` is the median over
+    the rounds of its time over the block's in the same round, with quartiles. A peer that
+    raises is not timed and the row keeps its error and where it was raised; one whose literal
+    N x M tensors would need more than ``max_gib`` is skipped."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    f = pairwise_function(mode)
+    block = _random_block(mode, shape, device, torch.float32, seed, sub_sample=sub_sample,
+                          use_scale=f.softmax and f.embedded)
+    with torch.no_grad():
+        block.W[0].bias.zero_()
+    twin = mmcv_twin(block)
+    x = torch.randn(shape, device=device, requires_grad=True)
+    upstream = torch.randn(shape, device=device)
+    forwards = {"mmcv": twin, "formula": lambda t: textbook_forward(block, t)}
+    need = reference_bytes(mode, shape, block.inter_channels, sub_sample) / 2 ** 30
+    row = {"mode": mode, "shape": list(shape), "sub_sample": sub_sample,
+           "inter_channels": block.inter_channels, "use_scale": block.use_scale,
+           "keys": block.project_channels(x)[1].shape[2], "rounds": rounds}
+    z_block = block(x)
+    z_block.backward(upstream)
+    z_block, added = z_block.detach(), (z_block - x).abs().max().item()
+    steps = {"block": _peer_step(block, x, upstream, (block, twin))}
+    row["block"] = {}
+    for name in PEERS:
+        if need > max_gib:
+            row[name] = {"skipped": f"its N x M tensors need about {need:.0f} GiB, more than "
+                                    f"{max_gib:g} GiB"}
+            continue
+        cell = row[name] = {}
+        stage = "forward"
+        try:
+            z = forwards[name](x)
+            cell["max_difference"] = (z.detach() - z_block).abs().max().item() / added
+            stage = "backward"
+            z.backward(upstream)
+        except RuntimeError as error:
+            cell.update(error=f"{type(error).__name__}: {' '.join(str(error).split())}",
+                        raised_in=stage)
+            continue
+        steps[name] = _peer_step(forwards[name], x, upstream, (block, twin))
+    # Each measurement lasts at least PEER_MIN_SECONDS, as long as the block's runs take (several
+    # at the smallest maps, where one run takes a millisecond and one interruption by another
+    # process would be its size).
+    once = min(time_call(steps["block"], repeats=3, warmup=0, device=device))
+    row["runs_per_round"] = max(1, math.ceil(PEER_MIN_SECONDS / once))
+    times = _alternate(steps, rounds, warmup, device, row["runs_per_round"])
+    for name, step in steps.items():
+        cell = row[name]
+        cell["seconds"] = statistics.median(times[name])
+        cell["peak_bytes"] = peak_memory(step, device)
+        if name != "block":
+            cell["ratio"], cell["ratio_quartiles"] = _ratio(times[name], times["block"])
+            cell["memory_ratio"] = cell["peak_bytes"] / max(row["block"]["peak_bytes"], 1)
+    return row
+
+
+def _peer_step(forward, x, upstream, modules):
+    """One forward and backward pass, the gradients of ``x`` and of every parameter of ``modules``
+    cleared first (directly: ``zero_grad`` walks the modules in Python on every call, a cost that
+    would be added to all three paths alike and dilute their ratios)."""
+    parameters = [p for module in modules for p in module.parameters()]
+
+    def step():
+        for p in parameters:
+            p.grad = None
+        x.grad = None
+        forward(x).backward(upstream)
+    return step
+
+
+def peer_verdicts(rows, targets=PEER_TARGETS) -> list[dict]:
+    """Every cell in which the block and a peer were both timed, against ``targets``
+    (:data:`PEER_TARGETS`)."""
+    verdicts = []
+    for row in rows:
+        for peer in PEERS:
+            cell = row.get(peer, {})
+            if "ratio" not in cell:
+                continue
+            low = cell["ratio_quartiles"][0] if cell["ratio_quartiles"] else None
+            verdicts.append({
+                "mode": row["mode"], "shape": row["shape"], "sub_sample": row["sub_sample"],
+                "peer": peer, "median": cell["ratio"], "lower_quartile": low,
+                "rounds": row["rounds"],
+                "met": (cell["ratio"] >= targets["median"] and low is not None
+                        and low >= targets["lower_quartile"] and row["rounds"] >= targets["rounds"])})
+    return verdicts
+
+
+def run_peer_benchmark(shapes=PEER_SHAPES, modes=None, rounds: int = PEER_TARGETS["rounds"],
+                       warmup: int = 2, device=None, max_gib: float = 16.0, log=print) -> dict:
+    """:func:`compare_peers` for every mode and image shape, with keys sub-sampled and, up to
+    :data:`PEER_ALL_KEYS_MAX` positions, without; the settings the three share, the machine, and
+    each cell's verdict against :data:`PEER_TARGETS`."""
+    mmcv = importlib.import_module("mmcv")   # as in mmcv_missing
+
+    modes = tuple(modes or MODES)
+    device = pick_device(device)
+    result = {"machine": _machine(device, torch.float32), "settings": {
+        "mmcv_version": mmcv.__version__,
+        "peers": {"mmcv": "mmcv's NonLocal2d holding the block's weights (nlcourse.bench."
+                          "mmcv_twin)",
+                  "formula": "the textbook formula with the block's weights, plain torch "
+                             "operations (nlcourse.bench.textbook_forward)"},
+        "block": "NonLocalBlock(C, mode=..., sub_sample=..., use_scale=...), C' = C // 2, "
+                 "BatchNorm after W; every parameter drawn from N(0, 0.05), W's convolution "
+                 "bias zero (mmcv's has none); training mode",
+        "use_scale": "in the embedded Gaussian (mmcv's default), nowhere else",
+        "pass": "forward, then backward from a fixed random gradient of z",
+        "rounds": rounds, "warmup": warmup, "min_seconds_per_measurement": PEER_MIN_SECONDS,
+        "max_gib": max_gib, "targets": PEER_TARGETS}}
+    rows = []
+    for shape in shapes:
+        positions = math.prod(shape[2:])
+        for sub_sample in (True, False) if positions <= PEER_ALL_KEYS_MAX else (True,):
+            for mode in modes:
+                row = compare_peers(mode, tuple(shape), sub_sample, rounds, warmup, device,
+                                    max_gib)
+                rows.append(row)
+                if log:
+                    log(_describe_peers(row))
+    result["rows"] = rows
+    result["targets"] = peer_verdicts(rows)
+    if log:
+        missed = [v for v in result["targets"] if not v["met"]]
+        log(f"{len(result['targets']) - len(missed)} of {len(result['targets'])} cells meet the "
+            f"targets (median >= {PEER_TARGETS['median']:g}, lower quartile >= "
+            f"{PEER_TARGETS['lower_quartile']:g})" + "".join(
+                f"\n  NOT MET: {v['peer']} {v['mode']} {'x'.join(map(str, v['shape']))} "
+                f"sub_sample={v['sub_sample']}: {v['median']:.3f} [{v['lower_quartile']:.3f}]"
+                for v in missed))
+    return result
+
+
+def _describe_peers(row) -> str:
+    where = f"{row['mode']:>18} {'x'.join(map(str, row['shape'])):>13} " \
+            f"{'pooled' if row['sub_sample'] else 'all':>6} keys"
+    text = f"{where}: block {1e3 * row['block']['seconds']:8.2f} ms"
+    for peer in PEERS:
+        cell = row[peer]
+        if "ratio" in cell:
+            text += (f" | {peer} {cell['ratio']:6.2f}x [{cell['ratio_quartiles'][0]:.2f}], "
+                     f"memory {cell['memory_ratio']:.2f}x")
+        else:
+            text += f" | {peer}: {cell.get('skipped') or 'raised in ' + cell['raised_in']}"
+    return text
 
 
 # The step benchmark: whole training steps of the MNIST network, not one block. At batch 128

@@ -9,6 +9,8 @@ computes the same thing literally; the tests hold the two equal in float64.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,7 +29,13 @@ _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _POOL_KERNEL = {1: (2,), 2: (2, 2), 3: (1, 2, 2)}
 _POOL = {"max": {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d},
          "avg": {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}}
+# The same poolings as plain functions, for the forward's fast path (no module call around them).
+_POOL_FN = {"max": {1: torch.max_pool1d, 2: torch.max_pool2d, 3: torch.max_pool3d},
+            "avg": {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}}
 _LAYOUT = {1: "(B, C, L)", 2: "(B, C, H, W)", 3: "(B, C, T, H, W)"}
+#: From this many positions an image with sub-sampled keys takes the channels-last path on the CPU
+#: (:meth:`NonLocalBlock.project_channels`).
+CHANNELS_LAST_MIN_POSITIONS = 16 * 16
 # The normalisations W can end with, by name (and the names mmcv's norm_cfg uses).
 _NORMS = {"batch": "batch", "bn": "batch", "group": "group", "gn": "group",
           "syncbatch": "syncbatch", "syncbn": "syncbatch"}
@@ -240,7 +248,7 @@ class NonLocalBlock(nn.Module):
         if self.sub_sample:
             kernel = _POOL_KERNEL[self.dimension]
             spatial = tuple(x.shape[2:])
-            if any(s < k for s, k in zip(spatial, kernel)):
+            if any(map(operator.lt, spatial, kernel)):
                 raise ValueError(f"x's spatial size {spatial} is too small to sub-sample with a "
                                  f"{'x'.join(map(str, kernel))} {self.pool_type}-pool; each pooled "
                                  f"dim needs at least 2 positions (or build the block with "
@@ -259,22 +267,47 @@ class NonLocalBlock(nn.Module):
     def project_channels(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`project` channel-first: theta (B, C', N), phi (B, C', M), g (B, C', M).
 
-        The forward's fast path. theta, phi and g come out of one 1x1 convolution (their three
-        weights stacked), and phi and g go through one pooling: one pass over x instead of three,
-        one over the keys instead of two. The parameters stay three modules, so checkpoints and
-        :meth:`project` are unchanged.
+        The forward's fast path, in one of two layouts. An image of at least
+        :data:`CHANNELS_LAST_MIN_POSITIONS` positions whose keys are sub-sampled, on the CPU, is
+        copied once into the channels-last layout, and theta, phi and g are three 1x1
+        convolutions of that copy: PyTorch's CPU convolutions and poolings run their fast kernels
+        on it (its max-pool four times faster than on the channels-first layout), their outputs
+        stay channels-last, and so each tensor's channels are contiguous, the layout in which the
+        products that follow read them. Measured on the course's CPU, one thread, the whole block
+        forward and backward: 5 to 7% faster than the stacked convolution below at 16 x 16, 3 to
+        4% at 32 x 32 and 64 x 64; without sub-sampling, or at 8 x 8, it gained nothing, and on a
+        map that small the copy of x costs more memory than the block saves.
+
+        Elsewhere (smaller maps, all keys, sequences, video, a GPU), theta, phi and g come out of
+        one convolution, their three weights stacked, and phi and g go through one pooling: one
+        pass over x instead of three, one over the keys instead of two. Either way the parameters
+        stay three modules, so checkpoints and :meth:`project` are unchanged.
         """
-        pool = self.pool if self.sub_sample else (lambda t: t)
+        pool = self._pool_keys if self.sub_sample else (lambda t: t)
+        conv = _CONV_FN[self.dimension]
+        if self.sub_sample and self.dimension == 2 and x.device.type == "cpu" and \
+                x.shape[2] * x.shape[3] >= CHANNELS_LAST_MIN_POSITIONS:
+            x = x.contiguous(memory_format=torch.channels_last)
+            g = pool(conv(x, self.g.weight, self.g.bias))
+            if not self.f.embedded:
+                return x.flatten(2), pool(x).flatten(2), g.flatten(2)
+            theta = conv(x, self.theta.weight, self.theta.bias)
+            phi = pool(conv(x, self.phi.weight, self.phi.bias))
+            return theta.flatten(2), phi.flatten(2), g.flatten(2)
         if not self.f.embedded:
-            theta, phi, g = x, pool(x), pool(self.g(x))
+            theta, phi, g = x, pool(x), pool(conv(x, self.g.weight, self.g.bias))
         else:
             Cp = self.inter_channels
             convs = (self.theta, self.phi, self.g)
             weight = torch.cat([c.weight for c in convs])
             bias = torch.cat([c.bias for c in convs])
-            theta, keys = _CONV_FN[self.dimension](x, weight, bias).split([Cp, 2 * Cp], dim=1)
+            theta, keys = conv(x, weight, bias).split([Cp, 2 * Cp], dim=1)
             phi, g = pool(keys).split([Cp, Cp], dim=1)
         return theta.flatten(2), phi.flatten(2), g.flatten(2)
+
+    def _pool_keys(self, t: Tensor) -> Tensor:
+        """``self.pool``, called as a function in the fast path."""
+        return _POOL_FN[self.pool_type][self.dimension](t, _POOL_KERNEL[self.dimension])
 
     def forward(self, x: Tensor, return_nl_map: bool = False):
         """z = W y + x, shaped like ``x``, ``(B, C, *spatial)``; with ``return_nl_map`` also the map
@@ -288,7 +321,7 @@ class NonLocalBlock(nn.Module):
             y = pairwise.run_kernel_channels(self.f, *self.project_channels(x),
                                              w_concat=w_concat, scale=self.scale,
                                              dense_concatenation=self.concat_path == "dense")
-            return self.W(y.reshape(B, self.inter_channels, *spatial)) + x
+            return x + self.W(y.reshape(B, self.inter_channels, *spatial))
         theta, phi, g = self.project(x)
         y, nl_map = pairwise.run_kernel(self.f, theta, phi, g, w_concat=w_concat,
                                         scale=self.scale, need_map=True)

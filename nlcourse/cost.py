@@ -146,15 +146,17 @@ def pairwise_flops(mode: str, n: int, m: int, c: int, c_inter: int, fast: bool) 
     return n * m * d + n * m * c_inter  # theta . phi for every pair, then f g
 
 
-def reference_bytes(mode: str, shape: tuple, inter_channels: int | None = None) -> int:
+def reference_bytes(mode: str, shape: tuple, inter_channels: int | None = None,
+                    sub_sample: bool = True) -> int:
     """Rough size of the literal reference's largest tensors in a forward+backward (float32):
-    the (N, M, 2C') pairs for the concatenation, the (N, M) matrices otherwise."""
+    the (N, M, 2C') pairs for the concatenation, the (N, M) matrices otherwise; M is N / 4 with
+    ``sub_sample`` (the keys pooled 2x2, or 1x2x2 in video), else N."""
     B, C, *spatial = shape
     Cp = inter_channels or max(C // 2, 1)
     n = 1
     for s in spatial:
         n *= s
-    m = n // 4  # 2x2 (or 1x2x2) pooling of the keys
+    m = n // 4 if sub_sample else n
     concat = pairwise_function(mode).form == "concat"
     per_pair = 2 * Cp * 3 if concat else 6  # tensors of that size kept alive
     return 4 * B * n * m * per_pair

@@ -5,7 +5,10 @@ Same token layout as the reference: queries ``(B, N, C)``, keys ``(B, M, C)``, v
 f / C(x) when ``need_map`` is true, else ``None`` and then the kernel may avoid building it:
 
 * Gaussian and embedded Gaussian: a softmax, so PyTorch's fused
-  ``scaled_dot_product_attention`` (never materialises the N x M matrix in its fused kernels).
+  ``scaled_dot_product_attention`` (never materialises the N x M matrix in its fused kernels);
+  on the CPU, below :data:`MATERIALISE_MAX_PAIRS`, the matrix itself, in blocks of queries above
+  :data:`BLOCK_QUERIES_ABOVE_PAIRS`, with the weights of x against itself kept out of the
+  subnormal range (:data:`SUBNORMAL_SPREAD`).
 * dot product: associativity, ``theta (phi^T g) / M``: O(N C C') instead of O(N M C).
 * concatenation: ``w^T [theta_i; phi_j] = a_i + b_j``, so f = ReLU(a_i + b_j) needs no
   (B, 2C', N, M) tensor; without the map, sorting b turns the sum over j into suffix sums,
@@ -16,6 +19,8 @@ The book derives each of these: the chapters on the four pairwise functions (``b
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +39,16 @@ __all__ = ["softmax_attention", "dot_product", "concatenation", "nonlocal_op", "
 # one size, so the threshold is a memory bound, not a measured speed crossover. On a GPU the fused
 # kernel always runs.
 MATERIALISE_MAX_PAIRS = 2 ** 22
+# Above this many pairs (and up to MATERIALISE_MAX_PAIRS) the block's map-free CPU path builds the
+# matrix a block of queries at a time, each block about QUERY_BLOCK_PAIRS pairs (2 MiB of scores
+# in float32): every block's scores, weights and gradients are made and used while they are in
+# the core's cache, and no 16 MiB buffer is allocated (and its pages touched anew) per product.
+# Every block's weights are still kept for the backward pass, so the memory is the matrix's as
+# before. Measured on the course's CPU (1 thread): at 64 x 64 with pooled keys (4,096 x 1,024
+# pairs) the softmax step ran 1.3 to 1.5 times as fast in blocks of 2**18 to 2**20 pairs; at
+# 2**20 pairs and below, blocks gained nothing.
+BLOCK_QUERIES_ABOVE_PAIRS = 2 ** 20
+QUERY_BLOCK_PAIRS = 2 ** 19
 
 
 def softmax_attention(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0,
@@ -126,25 +141,86 @@ def _small(q: Tensor, k: Tensor) -> bool:
     return q.device.type == "cpu" and q.shape[0] * q.shape[2] * k.shape[2] <= MATERIALISE_MAX_PAIRS
 
 
+# A softmax weight under the smallest normal float (about e^-87 of its row's largest, in float32
+# and bfloat16) is subnormal, and an x86 CPU multiplies subnormals in microcode, tens of times
+# slower, in every matrix product that reads them, forward and backward. The Gaussian mode
+# without sub-sampling compares x with itself: each query is among its own keys, its score
+# |x_i|^2 stands far above the rest of its row, and many weights fall that low (its
+# 1 x 64 x 16 x 16 block ran 10 times slower for it). So where the queries are the keys, the CPU
+# path looks at the scores of one row in SUBNORMAL_SAMPLE before the softmax, and where a row
+# spreads wide enough for a weight to fall below the smallest normal float it raises the scores
+# to at least their row's largest minus SUBNORMAL_SPREAD, e^-43.7 of the largest weight (the
+# square root of the smallest normal float): then no weight, nor the product of two such numbers
+# in the backward pass, is subnormal, and y moves by at most M e^-43.7 max|g|, 1e-19 of it per
+# key, far below float32's rounding. Everywhere else the softmax is left exact: the look cost the
+# block 6% at 16 x 16 whether or not it found anything, and no other configuration met
+# subnormal weights in the course's measurements. Half precision, whose normal range ends at
+# 6e-5, keeps its softmax exact too.
+SUBNORMAL_SPREAD = {dtype: -0.5 * math.log(torch.finfo(dtype).tiny)
+                    for dtype in (torch.float32, torch.bfloat16)}
+SUBNORMAL_SAMPLE = 8
+
+
+def _softmax_without_subnormals(scores: Tensor) -> Tensor:
+    """softmax(scores) along the last axis; if a row looked at (one in :data:`SUBNORMAL_SAMPLE`)
+    spreads so wide that a weight may be subnormal in float32 or bfloat16, the softmax of the
+    scores raised to at least their row's largest minus :data:`SUBNORMAL_SPREAD` instead (the
+    gradient passing the raise unchanged)."""
+    spread = SUBNORMAL_SPREAD.get(scores.dtype)
+    # A traced or exported graph (torch.export, ONNX, torch.compile) cannot branch on the data:
+    # it keeps the exact softmax.
+    if spread is None or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return torch.softmax(scores, dim=-1)
+    rows = scores.detach()[:, ::SUBNORMAL_SAMPLE]
+    # a weight is e^(s - largest) / (a sum of at most M): under the smallest normal float
+    # (e^(-2 spread)) once s lies more than 2 spread - ln M below its row's largest
+    if (rows.amax(dim=-1) - rows.amin(dim=-1)).max().item() <= \
+            2 * spread - math.log(scores.shape[-1]):
+        return torch.softmax(scores, dim=-1)
+    with torch.no_grad():
+        lift = (scores.amax(dim=-1, keepdim=True) - spread - scores).clamp_min_(0)
+    return torch.softmax(lift.add_(scores), dim=-1)   # in place: the gradient goes to scores
+
+
 def softmax_attention_channels(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0) -> Tensor:
     """:func:`softmax_attention` on (B, C, N) queries, (B, C, M) keys, (B, C', M) values; returns
-    y as (B, C', N)."""
-    if scale != 1.0:  # scale the queries (N x C numbers), not the scores (N x M)
-        q = q * scale
+    y as (B, C', N). Queries that are the keys themselves (the Gaussian without sub-sampling) keep
+    the CPU path's weights out of the subnormal range (:data:`SUBNORMAL_SPREAD`)."""
+    softmax = _softmax_without_subnormals if (
+        q.shape == k.shape and q.stride() == k.stride() and q.data_ptr() == k.data_ptr()) else (
+        lambda scores: torch.softmax(scores, dim=-1))
     if _small(q, k):
         # The softmax along the scores' contiguous last axis, then one transposed copy of y
         # (C' x N numbers): faster than softmax over the keys as axis 1 of a (B, M, N) matrix,
         # which would need no copy (measured for N = 256 to 4096 queries on 2 CPU threads).
-        weights = torch.softmax(q.transpose(1, 2) @ k, dim=-1)
-        return (weights @ v.transpose(1, 2)).transpose(1, 2).contiguous()
+        B, _, N = q.shape
+        values = v.transpose(1, 2)
+        if B * N * k.shape[2] <= BLOCK_QUERIES_ABOVE_PAIRS:
+            weights = softmax(_scores(q, k, scale))
+            return torch.bmm(weights, values).transpose(1, 2).contiguous()
+        # In blocks of queries; split and cat are one operation each, forward and backward.
+        rows = max(1, QUERY_BLOCK_PAIRS // (B * k.shape[2]))
+        return torch.cat([torch.bmm(softmax(_scores(part, k, scale)), values).transpose(1, 2)
+                          for part in q.split(rows, dim=2)], dim=2)
+    if scale != 1.0:  # scale the queries (N x C numbers), not the scores (N x M)
+        q = q * scale
     y, _ = softmax_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
     return y.transpose(1, 2).contiguous()
+
+
+def _scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
+    """scale * q^T k, (B, N, M), for (B, C, N) queries and (B, C, M) keys: one batched product
+    that scales as it writes (no pass over q or the scores for the scale), and, unlike ``@`` on
+    3-D tensors, no expand and reshape around it, forward or backward, which at 16 x 16 cost as
+    much as the product."""
+    return torch.baddbmm(q.new_empty(()), q.transpose(1, 2), k, beta=0, alpha=scale)
 
 
 def dot_product_channels(theta: Tensor, phi: Tensor, g: Tensor, scale: float = 1.0) -> Tensor:
     """:func:`dot_product` channel-first: y = (scale g phi^T / M) theta, a C' x C' matrix times
     theta."""
-    return (g @ phi.transpose(1, 2) * (scale / phi.shape[2])) @ theta
+    return torch.bmm(torch.baddbmm(g.new_empty(()), g, phi.transpose(1, 2), beta=0,
+                                   alpha=scale / phi.shape[2]), theta)
 
 
 def concatenation_channels(theta: Tensor, phi: Tensor, g: Tensor, w_concat: Tensor,

@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from nlcourse import MODES, NonLocalBlock, NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d
+from nlcourse import (MODES, NonLocalBlock, NonLocalBlock1d, NonLocalBlock2d, NonLocalBlock3d,
+                      blocks)
+from nlcourse._modes import pairwise_function
 
 from .conftest import SHAPES, randomised_block
 
@@ -216,23 +218,48 @@ def _operations(block, x) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", ["embedded_gaussian", "dot_product", "concatenation"])
-def test_one_convolution_and_one_pooling_for_theta_phi_g(mode):
-    """theta, phi and g come from one 1x1 convolution and the keys from one pooling: with W, two
-    convolutions and one max-pool per forward."""
-    ops = _operations(NonLocalBlock(8, mode=mode), torch.randn(2, 8, 6, 6))
+@pytest.mark.parametrize("dimension,sub_sample,side", [(1, True, 6), (3, True, 6), (2, False, 16),
+                                                       (2, True, 15)])
+def test_one_convolution_and_one_pooling_for_theta_phi_g(mode, dimension, sub_sample, side):
+    """Sequences, video, maps without sub-sampling and maps under 16 x 16: theta, phi and g come
+    from one 1x1 convolution and the keys from one pooling (with W, two convolutions and at most
+    one max-pool per forward)."""
+    shape = {1: (2, 8, side), 2: (2, 8, side, side), 3: (2, 8, 2, side, side)}[dimension]
+    block = NonLocalBlock(8, mode=mode, dimension=dimension, sub_sample=sub_sample)
+    ops = _operations(block, torch.randn(shape))
     assert ops.count("convolution") == 2, ops
-    assert sum(op.startswith("max_pool") for op in ops) == 1, ops
+    assert sum(op.startswith("max_pool") for op in ops) == sub_sample, ops
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_pooled_image_on_the_cpu_goes_channels_last(mode):
+    """An image with pooled keys, on the CPU, from 16 x 16: one copy of x into the channels-last
+    layout, and theta, phi and g as separate convolutions of it (three, or the Gaussian's one for
+    g), phi and g pooled in that layout; no other copy on the way to the products. Below, the
+    stacked convolution (the test above)."""
+    assert blocks.CHANNELS_LAST_MIN_POSITIONS == 16 * 16
+    ops = _operations(NonLocalBlock(8, mode=mode), torch.randn(2, 8, 16, 16))
+    embedded = pairwise_function(mode).embedded
+    assert ops.count("convolution") == (4 if embedded else 2), ops
+    assert sum(op.startswith("max_pool") for op in ops) == 2, ops
+    assert ops.index("clone") < ops.index("convolution"), ops        # x, copied first
+    assert ops.count("clone") == 1 + pairwise_function(mode).softmax, ops   # and y's transpose
 
 
 def test_gaussian_pools_x_and_g():
-    ops = _operations(NonLocalBlock(8, mode="gaussian"), torch.randn(2, 8, 6, 6))
+    ops = _operations(NonLocalBlock(8, mode="gaussian", dimension=3), torch.randn(2, 8, 2, 6, 6))
     assert ops.count("convolution") == 2 and sum(op.startswith("max_pool") for op in ops) == 2
 
 
-@pytest.mark.parametrize("use_scale", [False, True])
-def test_no_multiply_without_a_scale(use_scale):
-    ops = _operations(NonLocalBlock(8, use_scale=use_scale), torch.randn(2, 8, 6, 6))
-    assert ("mul" in ops) == use_scale, ops
+@pytest.mark.parametrize("mode", ["embedded_gaussian", "dot_product"])
+@pytest.mark.parametrize("sub_sample", [True, False])
+def test_the_scale_costs_no_pass(mode, sub_sample):
+    """use_scale multiplies theta . phi inside the batched product that computes it (its alpha),
+    not in a pass of its own over the queries or the scores."""
+    for use_scale in (False, True):
+        block = NonLocalBlock(8, mode=mode, use_scale=use_scale, sub_sample=sub_sample)
+        ops = _operations(block, torch.randn(2, 8, 6, 6))
+        assert "mul" not in ops and "div" not in ops and "baddbmm" in ops, ops
 
 
 def test_state_dict_keeps_its_names():

@@ -94,6 +94,15 @@ def _cases(f):
             (["bench", "step", "--device", "cuda:99"], "--device"),
             (["bench", "paths", "--out", text], "--out"),
             (["bench", "variants", "--out", unwritable], "--out"),
+            (["bench", "peers", "--sizes", "1x64x8x32x32"], "--sizes"),
+            (["bench", "peers", "--sizes", "1x64x16x16", "1x64x64"], "--sizes"),
+            (["bench", "peers", "--modes", "none"], "--modes"),
+            (["bench", "peers", "--repeats", "-3"], "--repeats"),
+            (["bench", "peers", "--threads", "0"], "--threads"),
+            (["bench", "paths", "--threads", "two"], "--threads"),
+            (["bench", "peers", "--threads"], "--threads"),
+            (["bench", "peers", "--max-reference-gib", "0"], "--max-reference-gib"),
+            (["bench", "peers", "--out", text], "--out"),
         ],
         "maps": [
             (["maps"], "--query"),
@@ -163,3 +172,16 @@ def test_an_unexpected_failure_is_one_line_too(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("NLCOURSE_DEBUG", "1")
     with pytest.raises(IndexError):
         main(["maps", "--query", "1,1", "--out", str(tmp_path)])
+
+
+def test_bench_peers_without_mmcv_says_so_in_one_line(monkeypatch, capsys, tmp_path):
+    """mmcv is a test dependency: where it cannot be imported, ``bench peers`` says so and how to
+    install it, in one line, before it measures or writes anything."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mmcv", None)   # what a missing package looks like to import
+    code, err = _run(["bench", "peers", "--out", str(tmp_path / "out")], capsys)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1, err
+    assert "mmcv" in lines[0] and "pip install mmcv-lite" in lines[0] and "error" in lines[0]
+    assert not (tmp_path / "out" / "peers.json").exists()
