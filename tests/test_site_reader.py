@@ -43,9 +43,10 @@ MEASURE = """() => {
   const frame = art.getBoundingClientRect();
   const scrolls = e => { const o = getComputedStyle(e).overflowX;
                          return (o === 'auto' || o === 'scroll') && e.scrollWidth > e.clientWidth + 1; };
-  const kind = e => e.closest('.cell_output, .output') ? 'output'
+  // a table is a table wherever it sits (a page's table of exercises is a cell's output)
+  const kind = e => (e.matches('table, .table-wrapper, .pst-scrollable-table-container') || e.querySelector('table')) ? 'table'
+                  : e.closest('.cell_output, .output') ? 'output'
                   : e.closest('.cell_input, div.highlight') ? 'code'
-                  : (e.matches('table, .table-wrapper, .pst-scrollable-table-container') || e.querySelector('table')) ? 'table'
                   : (e.closest('div.math, mjx-container') || e.querySelector('mjx-container')) ? 'math' : 'other';
   const boxes = [];
   for (const e of art.querySelectorAll('*')) {
