@@ -276,7 +276,8 @@ def query_centre(query: int, geometry: dict) -> tuple[float, float]:
 
 
 def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title=None,
-                      cmap="magma", colorbar=True, fontsize: float = 10):
+                      cmap="magma", colorbar=True, fontsize: float = 10, vmin=None,
+                      vmax=None):
     """One query's weights over the keys, on the image, with a colour bar and the query marked.
 
     The colour scale runs from this map's smallest to its largest weight (normalised per map,
@@ -284,7 +285,9 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     makes a nearly uniform map look as focused as a sharp one, so the corner says how far the
     largest weight stands above the mean weight (for a softmax map, above uniform attention).
     ``fontsize`` (points) sets the title and that corner label: 10 points stays readable on a
-    phone in a figure up to about 5.5 inches wide.
+    phone in a figure up to about 5.5 inches wide. ``vmin`` and ``vmax`` replace the map's own
+    smallest and largest weight, so that several panels share one colour scale. Returns the
+    axes; the painted image is ``ax.images[-1]``.
     """
     import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
 
@@ -293,8 +296,9 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
     ax.imshow(image, cmap="gray")
-    shown = ax.imshow(painted, cmap=cmap, alpha=0.65, vmin=np.nanmin(painted),
-                      vmax=np.nanmax(painted))
+    shown = ax.imshow(painted, cmap=cmap, alpha=0.65,
+                      vmin=np.nanmin(painted) if vmin is None else vmin,
+                      vmax=np.nanmax(painted) if vmax is None else vmax)
     r, c = query_centre(query, geometry)
     ax.plot(c, r, marker="x", color="#00e5ff", markersize=10, mew=2.5)
     ax.set_xticks([])
