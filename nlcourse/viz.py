@@ -169,7 +169,9 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     grid = shape(C, *spatial)
     pooled = "x".join(map(str, block.pool.kernel_size if isinstance(block.pool.kernel_size, tuple)
                           else (block.pool.kernel_size,) * len(spatial)))
-    fig, ax = plt.subplots(figsize=(7.0, 7.6), layout="constrained")
+    # 5.4 inches and 10-point labels: the smallest text stays above 9 CSS px when a phone
+    # shrinks the figure to its column (358 px)
+    fig, ax = plt.subplots(figsize=(5.4, 7.4), layout="constrained")
     ax.set_xlim(-0.9, 10.3)
     ax.set_ylim(-0.6, 12.0)   # room for the output box's lower edge
     ax.axis("off")
@@ -178,7 +180,7 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     def box(x, y, text, kind="op", w=3.0, h=0.9):
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.06",
                                     fc=colours[kind], ec="#333333", lw=1))
-        ax.text(x, y, text, ha="center", va="center", fontsize=9)
+        ax.text(x, y, text, ha="center", va="center", fontsize=10)
         return {"top": y + h / 2 + 0.08, "bottom": y - h / 2 - 0.08, "x": x, "w": w}
 
     def arrow(start, end, label=None, side="right", colour="#333333"):
@@ -187,46 +189,46 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
         if label:
             mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
             dx = 0.12 if side == "right" else -0.12
-            ax.text(mx + dx, my, label, fontsize=7.5, color="#1f4e8c",
+            ax.text(mx + dx, my, label, fontsize=10, color="#1f4e8c",
                     ha="left" if side == "right" else "right", va="center")
 
-    pool_text = f" + {pooled} max-pool" if sub_sample else ""
+    pool_text = f"\n+ {pooled} max-pool" if sub_sample else ""
     f = block.f
     embed = "1x1 conv" if f.embedded else "x itself"
     norm = r"softmax over $j$" if f.softmax else f"divided by M = {M}"
     width = Cp if f.embedded else C   # theta and phi: C' channels, or x's own C
 
-    xb = box(4.6, 11.4, f"input x\n{grid}", "io", w=3.4, h=0.9)
-    th = box(1.35, 9.2, f"theta ($\\theta$)\n{embed}", w=2.7, h=0.8)
-    ph = box(4.6, 9.2, f"phi ($\\phi$)\n{embed}{pool_text}", w=2.9, h=0.8)
-    gg = box(7.95, 9.2, f"g\n1x1 conv{pool_text}", w=2.9, h=0.8)
+    xb = box(4.6, 11.4, f"input x\n{grid}", "io", w=4.2, h=0.9)
+    th = box(1.35, 9.2, f"theta ($\\theta$)\n{embed}", w=2.7, h=1.1)
+    ph = box(4.6, 9.2, f"phi ($\\phi$)\n{embed}{pool_text}", w=2.9, h=1.1)
+    gg = box(7.95, 9.2, f"g\n1x1 conv{pool_text}", w=2.9, h=1.1)
     for target in (th, ph, gg):
         arrow((min(max(target["x"], xb["x"] - 1.5), xb["x"] + 1.5), xb["bottom"]),
               (target["x"], target["top"]))
     fb = box(3.1, 6.9, f"pairwise f = {f.latex}\n{norm}", w=3.4, h=0.95)
-    arrow((th["x"], th["bottom"]), (fb["x"] - 1.0, fb["top"]), r"$\theta$: " + shape(N, width),
+    arrow((th["x"], th["bottom"]), (fb["x"] - 1.0, fb["top"]), r"$\theta$:" "\n" + shape(N, width),
           side="left")
     arrow((ph["x"], ph["bottom"]), (fb["x"] + 1.0, fb["top"]), r"$\phi$: " + shape(M, width))
     yb = box(6.0, 4.8, "weighted sum\ny = (f / C) g", w=2.6, h=0.9)
-    arrow((fb["x"], fb["bottom"]), (yb["x"] - 0.9, yb["top"]), f"map f/C: {shape(N, M)}",
+    arrow((fb["x"], fb["bottom"]), (yb["x"] - 0.9, yb["top"]), f"map f/C:\n{shape(N, M)}",
           side="left")
     arrow((gg["x"], gg["bottom"]), (yb["x"] + 0.9, yb["top"]), "g: " + shape(M, Cp))
-    wb = box(6.0, 3.0, "$W_z$: 1x1 conv + BN\n(BN scale starts at 0)", w=3.0, h=0.9)
-    arrow((yb["x"], yb["bottom"]), (wb["x"], wb["top"]), f"y, reshaped: {shape(Cp, *spatial)}")
+    wb = box(6.0, 3.0, "$W_z$: 1x1 conv + BN\n(BN scale starts at 0)", w=3.6, h=0.9)
+    arrow((yb["x"], yb["bottom"]), (wb["x"], wb["top"]), f"y, reshaped:\n{shape(Cp, *spatial)}")
     ax.add_patch(Circle((6.0, 1.45), 0.3, fc="white", ec="#333333", lw=1.1))
     ax.text(6.0, 1.45, "+", ha="center", va="center", fontsize=13)
     arrow((wb["x"], wb["bottom"]), (6.0, 1.75), f"$W_z y$: {grid}")
-    zb = box(6.0, 0.25, f"output $z = W_z y + x$\n{grid}", "out", w=3.4, h=0.8)
+    zb = box(6.0, 0.25, f"output $z = W_z y + x$\n{grid}", "out", w=4.2, h=0.8)
     arrow((6.0, 1.15), (6.0, zb["top"]))
     # The residual: around every box, along the left margin, into the sum.
     left = -0.55
     ax.plot([xb["x"] - 1.7, left, left], [11.4, 11.4, 1.45], color="#888888", lw=1.1)
     arrow((left, 1.45), (5.7, 1.45), colour="#888888")
-    ax.text(left + 0.15, 6.0, "residual: x itself", rotation=90, fontsize=8, color="#666666",
+    ax.text(left + 0.15, 6.0, "residual: x itself", rotation=90, fontsize=10, color="#666666",
             va="center")
     dims = {1: "a sequence", 2: "an image", 3: "a clip"}[len(spatial)]
     ax.set_title(f"{f.title} block on {dims}, {'x'.join(letters)} = {'x'.join(map(str, spatial))}\n"
-                 f"N = {N} queries, M = {M} keys, C = {C} channels, C' = {Cp}", fontsize=9.5)
+                 f"N = {N} queries, M = {M} keys, C = {C} channels, C' = {Cp}", fontsize=10)
     plt.close(fig)
     return fig
 
@@ -276,7 +278,8 @@ def query_centre(query: int, geometry: dict) -> tuple[float, float]:
 
 
 def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title=None,
-                      cmap="magma", colorbar=True, fontsize: float = 10):
+                      cmap="magma", colorbar=True, fontsize: float = 10, vmin=None,
+                      vmax=None):
     """One query's weights over the keys, on the image, with a colour bar and the query marked.
 
     The colour scale runs from this map's smallest to its largest weight (normalised per map,
@@ -284,7 +287,9 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     makes a nearly uniform map look as focused as a sharp one, so the corner says how far the
     largest weight stands above the mean weight (for a softmax map, above uniform attention).
     ``fontsize`` (points) sets the title and that corner label: 10 points stays readable on a
-    phone in a figure up to about 5.5 inches wide.
+    phone in a figure up to about 5.5 inches wide. ``vmin`` and ``vmax`` replace the map's own
+    smallest and largest weight, so that several panels share one colour scale. Returns the
+    axes; the painted image is ``ax.images[-1]``.
     """
     import matplotlib.pyplot as plt  # heavy: import nlcourse stays light
 
@@ -293,8 +298,9 @@ def attention_overlay(image, weights, geometry: dict, query: int, ax=None, title
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
     ax.imshow(image, cmap="gray")
-    shown = ax.imshow(painted, cmap=cmap, alpha=0.65, vmin=np.nanmin(painted),
-                      vmax=np.nanmax(painted))
+    shown = ax.imshow(painted, cmap=cmap, alpha=0.65,
+                      vmin=np.nanmin(painted) if vmin is None else vmin,
+                      vmax=np.nanmax(painted) if vmax is None else vmax)
     r, c = query_centre(query, geometry)
     ax.plot(c, r, marker="x", color="#00e5ff", markersize=10, mew=2.5)
     ax.set_xticks([])

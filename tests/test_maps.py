@@ -103,6 +103,23 @@ def test_overlay_says_how_far_the_peak_stands_above_the_mean(weights, label):
     plt.close(ax.figure)
 
 
+
+def test_overlays_can_share_one_colour_scale():
+    """vmin and vmax replace each map's own range, so that panels compared side by side
+    (lab 5's far queries) paint the same weight in the same colour."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from nlcourse.viz import attention_overlay, map_geometry
+    geometry = map_geometry(196, 49)
+    flat, peaked = np.full(49, 1 / 49), np.r_[np.full(48, 0.5 / 48), 0.5]
+    own = attention_overlay(np.zeros((28, 28)), flat, geometry, 0, colorbar=False)
+    assert own.images[-1].norm.vmin == own.images[-1].norm.vmax == pytest.approx(1 / 49)
+    shared = [attention_overlay(np.zeros((28, 28)), w, geometry, 0, colorbar=False,
+                                vmin=0.0, vmax=0.5) for w in (flat, peaked)]
+    assert all((ax.images[-1].norm.vmin, ax.images[-1].norm.vmax) == (0.0, 0.5)
+               for ax in shared)
+    for ax in (own, *shared):
+        plt.close(ax.figure)
+
 def test_stroke_queries_finds_the_inkiest_cell_for_one_image_or_a_batch():
     from nlcourse import viz
 
