@@ -268,7 +268,7 @@ class NonLocalBlock(nn.Module):
         """:meth:`project` channel-first: theta (B, C', N), phi (B, C', M), g (B, C', M).
 
         The forward's fast path, in one of two layouts. An image of at least
-        :data:`CHANNELS_LAST_MIN_POSITIONS` positions whose keys are sub-sampled, on the CPU, is
+        ``CHANNELS_LAST_MIN_POSITIONS`` positions whose keys are sub-sampled, on the CPU, is
         copied once into the channels-last layout, and theta, phi and g are three 1x1
         convolutions of that copy: PyTorch's CPU convolutions and poolings run their fast kernels
         on it (its max-pool four times faster than on the channels-first layout), their outputs

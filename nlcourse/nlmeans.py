@@ -5,13 +5,13 @@ NL-means replaces each pixel by an average of all pixels, weighted by how alike 
 the two pixels are: with x_i the ``patch`` x ``patch`` patch around pixel i (divided by ``patch``,
 so that a squared distance is a mean over the patch) and v_j the noisy pixel j,
 
-    y_i = sum_j w_ij v_j,   w_ij = exp(-|x_i - x_j|^2 / h^2) / sum_k exp(-|x_i - x_k|^2 / h^2).
+    y_i = sum_j w_ij v_j,   w_ij = exp(-‖x_i - x_j‖^2 / h^2) / sum_k exp(-‖x_i - x_k‖^2 / h^2).
 
-Since |x_i - x_j|^2 = |x_i|^2 - 2 x_i . x_j + |x_j|^2 and the factor exp(-|x_i|^2 / h^2) cancels
-in the row's sum, w_ij = softmax_j((x_i . x_j - |x_j|^2 / 2) / T) with the temperature
+Since ‖x_i - x_j‖^2 = ‖x_i‖^2 - 2 x_i . x_j + ‖x_j‖^2 and the factor exp(-‖x_i‖^2 / h^2) cancels
+in the row's sum, w_ij = softmax_j((x_i . x_j - ‖x_j‖^2 / 2) / T) with the temperature
 T = h^2 / 2: the course's Gaussian f, the exponential of a dot product divided by the row's sum,
 on the patches, with one term per key (its squared length) that the dot product carries when the
-query is given a constant 1 and the key -|x_j|^2 / 2 (:func:`query_key_features`); g is the
+query is given a constant 1 and the key -‖x_j‖^2 / 2 (:func:`query_key_features`); g is the
 identity on the centre pixel. :func:`nl_means` computes it with the package's softmax kernel,
 :func:`nl_means_reference` with :mod:`nlcourse.reference`, :func:`nl_means_block` builds the
 :class:`~nlcourse.NonLocalBlock` that computes it, and :func:`nl_means_literal` is the double loop
@@ -57,7 +57,7 @@ def _check_h(h) -> float:
 
 def patches(image: Tensor, patch: int = 5) -> Tensor:
     """x_i for every pixel: the ``patch`` x ``patch`` patch around it (the image mirrored at its
-    borders), divided by ``patch``, so that |x_i - x_j|^2 is the mean squared difference of the
+    borders), divided by ``patch``, so that ‖x_i - x_j‖^2 is the mean squared difference of the
     two patches. (B, N, patch^2) in token layout, pixels in row-major order."""
     image, patch = _check_image(image), _check_patch(patch)
     r = patch // 2
@@ -66,8 +66,8 @@ def patches(image: Tensor, patch: int = 5) -> Tensor:
 
 
 def query_key_features(image: Tensor, patch: int = 5) -> tuple[Tensor, Tensor]:
-    """The queries [x_i, 1] and the keys [x_j, -|x_j|^2 / 2], (B, N, patch^2 + 1) each: their
-    dot product is x_i . x_j - |x_j|^2 / 2, which a softmax with temperature h^2 / 2 turns into
+    """The queries [x_i, 1] and the keys [x_j, -‖x_j‖^2 / 2], (B, N, patch^2 + 1) each: their
+    dot product is x_i . x_j - ‖x_j‖^2 / 2, which a softmax with temperature h^2 / 2 turns into
     the NL-means weights."""
     x = patches(image, patch)
     ones = torch.ones_like(x[..., :1])
@@ -142,7 +142,7 @@ def nl_means_literal(image: Tensor, h: float, patch: int = 5) -> Tensor:
 def nl_means_block(h: float, patch: int = 5, dtype=torch.float32) -> NonLocalBlock:
     """A :class:`~nlcourse.NonLocalBlock` that computes NL-means on :func:`block_features`: the
     embedded Gaussian, no sub-sampling, theta and phi the fixed 1x1 convolutions that make
-    theta_i . phi_j = 2 (x_i . x_j - |x_j|^2 / 2) / h^2, g the centre pixel (into channel 0) and W
+    theta_i . phi_j = 2 (x_i . x_j - ‖x_j‖^2 / 2) / h^2, g the centre pixel (into channel 0) and W
     the identity from channel 0 of y to channel 0 of z, with no norm. So ``block(x) - x`` holds
     the denoised image in channel 0. Its parameters are frozen (nothing here learns)."""
     h, patch = _check_h(h), _check_patch(patch)
@@ -156,7 +156,7 @@ def nl_means_block(h: float, patch: int = 5, dtype=torch.float32) -> NonLocalBlo
         eye = torch.eye(C - 1, dtype=dtype)
         block.theta.weight[:C - 1, :C - 1, 0, 0] = 2 / h ** 2 * eye    # theta_i = 2/h^2 [x_i, 1]
         block.theta.bias[C - 1] = 2 / h ** 2
-        block.phi.weight[:C - 1, :C - 1, 0, 0] = eye                   # phi_j = [x_j, -|x_j|^2/2]
+        block.phi.weight[:C - 1, :C - 1, 0, 0] = eye                   # phi_j = [x_j, -‖x_j‖^2/2]
         block.phi.weight[C - 1, C - 1, 0, 0] = -0.5
         block.g.weight[0, (C - 1) // 2, 0, 0] = patch                   # the centre pixel, x_i*patch
         block.W.weight[0, 0, 0, 0] = 1.0

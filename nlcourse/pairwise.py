@@ -6,9 +6,9 @@ f / C(x) when ``need_map`` is true, else ``None`` and then the kernel may avoid 
 
 * Gaussian and embedded Gaussian: a softmax, so PyTorch's fused
   ``scaled_dot_product_attention`` (never materialises the N x M matrix in its fused kernels);
-  on the CPU, below :data:`MATERIALISE_MAX_PAIRS`, the matrix itself, in blocks of queries above
-  :data:`BLOCK_QUERIES_ABOVE_PAIRS`, with the weights of x against itself kept out of the
-  subnormal range (:data:`SUBNORMAL_SPREAD`).
+  on the CPU, below ``MATERIALISE_MAX_PAIRS``, the matrix itself, in blocks of queries above
+  ``BLOCK_QUERIES_ABOVE_PAIRS``, with the weights of x against itself kept out of the
+  subnormal range (``SUBNORMAL_SPREAD``).
 * dot product: associativity, ``theta (phi^T g) / M``: O(N C C') instead of O(N M C).
 * concatenation: ``w^T [theta_i; phi_j] = a_i + b_j``, so f = ReLU(a_i + b_j) needs no
   (B, 2C', N, M) tensor; without the map, sorting b turns the sum over j into suffix sums,
@@ -162,9 +162,9 @@ SUBNORMAL_SAMPLE = 8
 
 
 def _softmax_without_subnormals(scores: Tensor) -> Tensor:
-    """softmax(scores) along the last axis; if a row looked at (one in :data:`SUBNORMAL_SAMPLE`)
+    """softmax(scores) along the last axis; if a row looked at (one in ``SUBNORMAL_SAMPLE``)
     spreads so wide that a weight may be subnormal in float32 or bfloat16, the softmax of the
-    scores raised to at least their row's largest minus :data:`SUBNORMAL_SPREAD` instead (the
+    scores raised to at least their row's largest minus ``SUBNORMAL_SPREAD`` instead (the
     gradient passing the raise unchanged)."""
     spread = SUBNORMAL_SPREAD.get(scores.dtype)
     # A traced or exported graph (torch.export, ONNX, torch.compile) cannot branch on the data:
@@ -185,7 +185,7 @@ def _softmax_without_subnormals(scores: Tensor) -> Tensor:
 def softmax_attention_channels(q: Tensor, k: Tensor, v: Tensor, scale: float = 1.0) -> Tensor:
     """:func:`softmax_attention` on (B, C, N) queries, (B, C, M) keys, (B, C', M) values; returns
     y as (B, C', N). Queries that are the keys themselves (the Gaussian without sub-sampling) keep
-    the CPU path's weights out of the subnormal range (:data:`SUBNORMAL_SPREAD`)."""
+    the CPU path's weights out of the subnormal range (``SUBNORMAL_SPREAD``)."""
     softmax = _softmax_without_subnormals if (
         q.shape == k.shape and q.stride() == k.stride() and q.data_ptr() == k.data_ptr()) else (
         lambda scores: torch.softmax(scores, dim=-1))

@@ -185,8 +185,8 @@ def batch_plan(budget: Budget, world_size: int = 1, scale_batch: bool = False) -
 #: (targets are the clean images; mean squared error; ``psnr``, the mean over the images of
 #: 10 log10(1 / their mean squared error), in dB, for images in [0, 1]).
 OBJECTIVES = {"classify": "accuracy", "denoise": "psnr"}
-#: A class target that counts in neither the loss nor the accuracy (PyTorch's ignore_index): the
-#: cells of a dense task that have nothing to report.
+#: The class target that counts in neither the loss nor the accuracy, PyTorch's ignore_index, as
+#: the cells of a dense task that have nothing to report carry it.
 IGNORE = -100
 
 

@@ -48,8 +48,8 @@ def load_data(budget: Budget):
 @torch.no_grad()
 def fixed(data, choose_on: int = 500) -> dict:
     """The fixed denoisers on the test digits, each with the setting that does best on the first
-    ``choose_on`` training digits: non-local means (h among :data:`HS`, patches of
-    :data:`PATCH`), a Gaussian blur (sigma among :data:`BLURS`); and the noisy digits themselves.
+    ``choose_on`` training digits: non-local means (h among ``HS``, patches of
+    ``PATCH``), a Gaussian blur (sigma among ``BLURS``); and the noisy digits themselves.
     Mean PSNR in dB."""
     noisy, clean = data.train_images[:choose_on].double(), data.train_labels[:choose_on].double()
     h, _ = best_h(noisy, clean, HS, PATCH)
