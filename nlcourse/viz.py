@@ -169,8 +169,9 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     grid = shape(C, *spatial)
     pooled = "x".join(map(str, block.pool.kernel_size if isinstance(block.pool.kernel_size, tuple)
                           else (block.pool.kernel_size,) * len(spatial)))
-    # 5.4 inches and 10-point labels: the smallest text stays above 9 CSS px when a phone
-    # shrinks the figure to its column (358 px)
+    # 5.4 inches and 10.5-point labels: the smallest text stays above 9 CSS px when a phone
+    # shrinks the figure to its column (358 px), or to a dropdown's inside it (347 px)
+    size = 10.5
     fig, ax = plt.subplots(figsize=(5.4, 7.4), layout="constrained")
     ax.set_xlim(-0.9, 10.3)
     ax.set_ylim(-0.6, 12.0)   # room for the output box's lower edge
@@ -180,7 +181,7 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     def box(x, y, text, kind="op", w=3.0, h=0.9):
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.06",
                                     fc=colours[kind], ec="#333333", lw=1))
-        ax.text(x, y, text, ha="center", va="center", fontsize=10)
+        ax.text(x, y, text, ha="center", va="center", fontsize=size)
         return {"top": y + h / 2 + 0.08, "bottom": y - h / 2 - 0.08, "x": x, "w": w}
 
     def arrow(start, end, label=None, side="right", colour="#333333"):
@@ -189,7 +190,7 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
         if label:
             mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
             dx = 0.12 if side == "right" else -0.12
-            ax.text(mx + dx, my, label, fontsize=10, color="#1f4e8c",
+            ax.text(mx + dx, my, label, fontsize=size, color="#1f4e8c",
                     ha="left" if side == "right" else "right", va="center")
 
     pool_text = f"\n+ {pooled} max-pool" if sub_sample else ""
@@ -224,11 +225,11 @@ def block_diagram(C: int = 64, spatial: tuple[int, ...] = (14, 14),
     left = -0.55
     ax.plot([xb["x"] - 1.7, left, left], [11.4, 11.4, 1.45], color="#888888", lw=1.1)
     arrow((left, 1.45), (5.7, 1.45), colour="#888888")
-    ax.text(left + 0.15, 6.0, "residual: x itself", rotation=90, fontsize=10, color="#666666",
+    ax.text(left + 0.15, 6.0, "residual: x itself", rotation=90, fontsize=size, color="#666666",
             va="center")
     dims = {1: "a sequence", 2: "an image", 3: "a clip"}[len(spatial)]
     ax.set_title(f"{f.title} block on {dims}, {'x'.join(letters)} = {'x'.join(map(str, spatial))}\n"
-                 f"N = {N} queries, M = {M} keys, C = {C} channels, C' = {Cp}", fontsize=10)
+                 f"N = {N} queries, M = {M} keys, C = {C} channels, C' = {Cp}", fontsize=size)
     plt.close(fig)
     return fig
 

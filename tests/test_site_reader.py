@@ -39,6 +39,8 @@ MIN_FONT_KEY = "nlcourse:min-font-px"
 REPORT = SITE.parent / "reader-report.json"
 
 MEASURE = """() => {
+  // a reader opens the dropdowns: what is in them is measured as they would see it
+  document.querySelectorAll('article details').forEach(d => { d.open = true; });
   const art = document.querySelector('article') || document.querySelector('main') || document.body;
   const frame = art.getBoundingClientRect();
   const scrolls = e => { const o = getComputedStyle(e).overflowX;
