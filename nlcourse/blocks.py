@@ -232,7 +232,9 @@ class NonLocalBlock(nn.Module):
                 f"norm={self.norm!r}, use_scale={self.use_scale}, init={self.init!r}, "
                 f"pool={self.pool_type!r}")
 
-    def _check_input(self, x) -> None:
+    def check_input(self, x) -> None:
+        """Raise one line naming what ``x`` should be, if the block cannot take it (forward and
+        the paths in :mod:`nlcourse.efficient` both ask)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor of shape {_LAYOUT[self.dimension]}, "
                             f"got {type(x).__name__}")
@@ -312,7 +314,7 @@ class NonLocalBlock(nn.Module):
     def forward(self, x: Tensor, return_nl_map: bool = False):
         """z = W y + x, shaped like ``x``, ``(B, C, *spatial)``; with ``return_nl_map`` also the map
         f / C(x), (B, N queries, M keys), whose row i holds the weights of query i."""
-        self._check_input(x)
+        self.check_input(x)
         B, _, *spatial = x.shape
         w_concat = None
         if self.concat_project is not None:
@@ -402,7 +404,8 @@ class GlobalContextBlock(nn.Module):
                             f"got {type(transform).__name__}")
         self.transform = transform
 
-    def _check_input(self, x) -> None:
+    def check_input(self, x) -> None:
+        """Raise one line naming what ``x`` should be, if the block cannot take it."""
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != self.dimension + 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be a floating-point tensor shaped "
@@ -418,7 +421,7 @@ class GlobalContextBlock(nn.Module):
     def forward(self, x: Tensor, return_nl_map: bool = False):
         """z = x + T(sum_j alpha_j x_j), shaped like ``x``; with ``return_nl_map`` also the map
         (B, N, N) whose every row is alpha."""
-        self._check_input(x)
+        self.check_input(x)
         alpha = self.shared_map(x)
         context = torch.einsum("bn,bcn->bc", alpha, x.flatten(2))
         z = x + self.transform(context.reshape(*context.shape, *[1] * self.dimension))

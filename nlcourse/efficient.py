@@ -35,7 +35,7 @@ __all__ = ["forward_with", "chunked", "top_k", "WithOp", "LowRankNonLocal", "low
 def forward_with(block: NonLocalBlock, x: Tensor, op, project=None) -> Tensor:
     """z = W y + x with y computed by ``op`` from the block's own theta, phi and g (or from those
     ``project(x)`` returns)."""
-    block._check_input(x)
+    block.check_input(x)
     B, _, *spatial = x.shape
     theta, phi, g = (project or block.project)(x)
     y = op(theta, phi, g)

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._modes import MODES
+from ._modes import MODES, NO_BLOCK
 from .models import MNISTNet
 from .provenance import missing_fields
 from .train import load_checkpoint
 
 WEIGHTS = Path(__file__).parent / "weights"
-MODELS = ("none",) + MODES
+MODELS = (NO_BLOCK,) + MODES
 
 
 def _manifest() -> dict:
@@ -43,7 +43,7 @@ def _manifest() -> dict:
 
 def _check_model(model) -> str:
     if model is None:
-        model = "none"
+        model = NO_BLOCK
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)} (or None for the network "
                          f"without blocks), got {model!r}")
@@ -78,7 +78,7 @@ def pretrained(model: str | None, map_location: str | torch.device = "cpu") -> M
                            f"(got {digest[:12]}..., expected {entry['sha256'][:12]}...): the file "
                            "is damaged; reinstall nlcourse")
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    net = MNISTNet(None if model == "none" else model)
+    net = MNISTNet(model)
     net.load_state_dict(checkpoint["state_dict"])
     return net.eval()
 

@@ -65,6 +65,44 @@ def test_imports_inside_functions_are_heavy_and_say_why(path):
         assert "#" in said, f"{where} without a comment saying why"
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_defs(path: Path) -> set[str]:
+    return {n.name for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and _private(n.name)}
+
+
+def test_the_private_check_sees_a_private_call(tmp_path):
+    tree = ast.parse("from .train import _optimizer\nblock._check_input(x)\n")
+    assert _private_uses(tree, {"_check_input"}) == ["_optimizer", "_check_input"]
+
+
+def _private_uses(tree, defined_elsewhere: set[str]) -> list[str]:
+    """Private names a module imports from the package, or calls on another module's objects."""
+    used = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("nlcourse")):
+            used += [a.name for a in node.names if _private(a.name)]
+        elif (isinstance(node, ast.Attribute) and _private(node.attr) and node.attr in defined_elsewhere
+              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            used.append(node.attr)
+    return used
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_uses_a_private_name_of_another(path):
+    """A private module (``_modes``) is the package's own; a private name inside any module is
+    that module's alone: what another module needs is made public."""
+    own = _private_defs(path)
+    elsewhere = {name for other in PACKAGE.rglob("*.py") if other != path
+                 for name in _private_defs(other)} - own
+    wrong = _private_uses(ast.parse(path.read_text()), elsewhere)
+    assert not wrong, f"{path.relative_to(PACKAGE)} uses {wrong}, private to another module"
+
+
 def test_no_undefined_or_unused_names():
     """pyflakes over the package and the tests: an undefined name fails only when its line runs
     (a name lost in a move, say), so read them all here."""

@@ -291,12 +291,12 @@ def close(a, b, dtype=None, floor: float = 0.0) -> bool:
 
 # --- random sizes ---------------------------------------------------------------------------
 
-_RNG = random.Random(os.environ.get("NLCOURSE_CHECK_SEED"))
+CHECK_RNG = random.Random(os.environ.get("NLCOURSE_CHECK_SEED"))
 
 
 def seed(value) -> None:
     """Make the random sizes reproducible (tests); by default each run draws new ones."""
-    _RNG.seed(value)
+    CHECK_RNG.seed(value)
 
 
 ROOTED = ("Cp", "d", "C")   # widths whose square root can scale the scores (C'^-1/2, d^-1/2)
@@ -321,7 +321,7 @@ def token_sizes(rng: random.Random | None = None) -> list[dict]:
     """Three sizes for the token-layout exercises: N > M, then N < M, then large values (an
     exponential of these scores overflows in float64 unless the max is subtracted). B > 1 and the
     dims pairwise different, so that transposes, wrong axes and hard-coded sizes all show."""
-    rng = rng or _RNG
+    rng = rng or CHECK_RNG
     s1 = distinct(rng, dict(B=(2, 3), N=(11, 17), M=(5, 8), Cp=(4, 6), Cg=(9, 10)))
     s2 = distinct(rng, dict(B=(4, 5), N=(7, 10), M=(12, 16), Cp=(3, 3), Cg=(6, 6)))
     s3 = distinct(rng, dict(B=(2, 3), N=(18, 24), M=(9, 13), Cp=(6, 8), Cg=(4, 5)))

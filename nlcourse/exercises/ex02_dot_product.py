@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import pitfalls, reference
-from ._feedback import (_RNG, Feedback, describe, distinct, guarded, run_cases, token_case,
+from ._feedback import (CHECK_RNG, Feedback, describe, distinct, guarded, run_cases, token_case,
                         token_sizes)
 from ._largest import Largest
 
@@ -61,7 +61,7 @@ def draw_sizes(rng=None) -> list:
 
 
 def memory_size(rng=None):
-    s = distinct(rng or _RNG, dict(B=(2, 3), N=(60, 90), M=(40, 55), Cp=(4, 5), Cg=(6, 7)))
+    s = distinct(rng or CHECK_RNG, dict(B=(2, 3), N=(60, 90), M=(40, 55), Cp=(4, 5), Cg=(6, 7)))
     s["scale"] = 1.0
     return s
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import pitfalls, reference
-from ._feedback import _RNG, Feedback, describe, distinct, guarded, run_cases, token_case
+from ._feedback import CHECK_RNG, Feedback, describe, distinct, guarded, run_cases, token_case
 from ._largest import Largest
 
 CONCAT_TENSOR = "the concatenation tensor built"
@@ -16,7 +16,7 @@ PYTHON_LOOP = "a Python loop over pairs"
 def draw_sizes(rng=None):
     """Three random sizes with C' >= 5, so that a (B, N, M, C') tensor is at least 5 times the
     (B, N, M) map the check allows; the last has large values."""
-    rng = rng or _RNG
+    rng = rng or CHECK_RNG
     s1 = distinct(rng, dict(B=(2, 3), N=(11, 17), M=(6, 9), Cp=(5, 5), Cg=(4, 4)))
     s2 = distinct(rng, dict(B=(4, 5), N=(6, 8), M=(12, 15), Cp=(9, 10), Cg=(3, 3)))
     s3 = distinct(rng, dict(B=(2, 3), N=(18, 22), M=(10, 13), Cp=(6, 7), Cg=(5, 5)))

@@ -9,7 +9,7 @@ from torch import nn
 
 from .. import pitfalls
 from ..blocks import NonLocalBlock
-from ._feedback import (_RNG, FAILED, Case, Feedback, call, confusable, describe, distinct,
+from ._feedback import (CHECK_RNG, FAILED, Case, Feedback, call, confusable, describe, distinct,
                         guarded, name_leaves, run_cases, stub_left)
 
 VIEW = "a .view that mixes channels"
@@ -28,7 +28,7 @@ def _tokens(t):
 def draw_sizes(rng=None):
     """Two random sizes: batch above one, non-square even maps, and B, C, C', H, W all
     different."""
-    rng = rng or _RNG
+    rng = rng or CHECK_RNG
     out = []
     for ranges in (dict(B=(2, 3), C=(6, 6), Cp=(4, 5), H=(4, 5), W=(6, 7)),
                    dict(B=(4, 5), C=(10, 10), Cp=(3, 3), H=(7, 8), W=(3, 4))):
@@ -114,7 +114,7 @@ def _randomised_block(C, Cp, seed):
 
 def init_size(rng=None):
     """C, C' and B of the identity check, all different."""
-    return distinct(rng or _RNG, dict(C=(6, 10), Cp=(3, 5), B=(2, 4)))
+    return distinct(rng or CHECK_RNG, dict(C=(6, 10), Cp=(3, 5), B=(2, 4)))
 
 
 @guarded("Exercise 4b (identity initialisation)")

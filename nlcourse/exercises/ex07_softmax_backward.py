@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._feedback import (_RNG, AUTOGRAD, Case, Feedback, Guard, clone_args, describe, distinct,
+from ._feedback import (CHECK_RNG, AUTOGRAD, Case, Feedback, Guard, clone_args, describe, distinct,
                         guarded, name_leaves, run_cases)
 
 NAMES = ("grad_x",)
@@ -132,7 +132,7 @@ def draw_sizes(rng=None) -> list[dict]:
     """Three random sizes: N queries (and keys) of C channels, batch above one, all different;
     the last with values large enough that exp(x_i . x_i) overflows unless the max is
     subtracted."""
-    rng = rng or _RNG
+    rng = rng or CHECK_RNG
     out = [distinct(rng, dict(B=(2, 3), N=(9, 14), C=(4, 6))),
            distinct(rng, dict(B=(4, 5), N=(6, 8), C=(10, 12))),
            distinct(rng, dict(B=(2, 3), N=(15, 20), C=(5, 7)))]

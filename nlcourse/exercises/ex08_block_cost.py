@@ -13,7 +13,7 @@ import math
 
 from .. import cost
 from .._modes import MODES, pairwise_function
-from ._feedback import _RNG, FAILED, Feedback, as_number, call, guarded, stub_left
+from ._feedback import CHECK_RNG, FAILED, Feedback, as_number, call, guarded, stub_left
 
 POOLS = {  # the number of keys M from H and W, as learners compute it
     "floor": lambda H, W: (H // 2) * (W // 2),
@@ -118,7 +118,7 @@ def draw_configs(rng=None) -> list[tuple]:
     (four) and defaulted (four, two of them with an odd C), sides odd and even in every pattern
     (so that pooling floors and H // 2 * W // 2 shows), and within each configuration B, C, C',
     H, W, N and M all different."""
-    rng = rng or _RNG
+    rng = rng or CHECK_RNG
     parity = [(0, 1), (1, 0), (1, 1), (0, 0), (0, 1), (1, 1), (1, 0), (0, 0)]  # (H, W) odd?
     odd_c = {0, 5}                                   # defaulted C' (k even) with an odd C
     out = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._feedback import (_RNG, GUARD_ADVICE, Case, Feedback, Guard, clone_args, confusable,
+from ._feedback import (CHECK_RNG, GUARD_ADVICE, Case, Feedback, Guard, clone_args, confusable,
                         describe, distinct, guarded, name_leaves, run_cases)
 
 NAMES = ("out", "weights")
@@ -138,7 +138,7 @@ def _reference(mha, query, key, value):
 def draw_sizes(rng=None) -> list[dict]:
     """Three sizes drawn at random on each run: h heads of width d (E = h d), batch above one,
     N != M, the last with large values; B, N, M, h, d, E (and M - 1, N - 1) all different."""
-    rng = rng or _RNG
+    rng = rng or CHECK_RNG
     out = []
     for k, (lo_h, hi_h) in enumerate(((2, 3), (4, 4), (3, 3))):
         for _ in range(1000):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ._feedback import (_RNG, HARDCODED, Feedback, confusable, describe, distinct, guarded,
+from ._feedback import (CHECK_RNG, HARDCODED, Feedback, confusable, describe, distinct, guarded,
                         run_cases, token_case)
 
 NAMES = ("y", "bound")
@@ -111,7 +111,7 @@ def draw_sizes(rng=None) -> list[dict]:
     """Three random sizes and k: a small k (the bound's cap at 1 matters), a middle one, and large
     values; k < N and M - k > 2, and B, N, M, C', C_g, k, k + 1 (and M - 1, N - 1) all
     different."""
-    rng = rng or _RNG
+    rng = rng or CHECK_RNG
     out = []
     for dims, scale, k_range in (
             (dict(B=(2, 3), N=(9, 14), M=(16, 22), Cp=(5, 6), Cg=(7, 8)), 1.0, (2, 4)),

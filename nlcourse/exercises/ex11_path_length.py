@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..blocks import NonLocalBlock
-from ._feedback import (_RNG, FAILED, NO_RETURN, Feedback, as_number, call, guarded,
+from ._feedback import (CHECK_RNG, FAILED, NO_RETURN, Feedback, as_number, call, guarded,
                         stub_left)
 
 FROM_ZERO = "depths counted from 0"
@@ -103,7 +103,7 @@ def _pixels(rng, H, W, dr, dc):
 def draw_sizes(rng=None) -> dict:
     """The sizes of one run: batch B, channels C, an H x W map (H != W), and the depths and
     distances of the five stacks, all drawn at random (B, C, H, W all different)."""
-    rng = rng or _RNG
+    rng = rng or CHECK_RNG
     for _ in range(1000):
         s = dict(B=rng.randint(2, 3), C=rng.randint(3, 5), H=rng.randint(15, 19),
                  W=rng.randint(15, 19))
@@ -223,7 +223,7 @@ def check_path_length(fn) -> Feedback:
     ``dst`` depends on the input at pixel ``src`` (a non-zero input gradient), against the same
     measurement done by the check, on six stacks drawn at random."""
     fb = Feedback("Exercise 11 (path length)")
-    stacks = build(draw_sizes(), seed=_RNG.randint(0, 10 ** 6))
+    stacks = build(draw_sizes(), seed=CHECK_RNG.randint(0, 10 ** 6))
     answers = []
     for stack in stacks:
         x = stack.x.clone()
