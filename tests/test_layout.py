@@ -71,10 +71,11 @@ def _private(name: str) -> bool:
 
 def _private_defs(path: Path) -> set[str]:
     return {n.name for n in ast.walk(ast.parse(path.read_text()))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and _private(n.name)}
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and _private(n.name)}
 
 
-def test_the_private_check_sees_a_private_call(tmp_path):
+def test_the_private_check_sees_a_private_call():
     tree = ast.parse("from .train import _optimizer\nblock._check_input(x)\n")
     assert _private_uses(tree, {"_check_input"}) == ["_optimizer", "_check_input"]
 
@@ -83,11 +84,13 @@ def _private_uses(tree, defined_elsewhere: set[str]) -> list[str]:
     """Private names a module imports from the package, or calls on another module's objects."""
     used = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("nlcourse")):
-            used += [a.name for a in node.names if _private(a.name)]
-        elif (isinstance(node, ast.Attribute) and _private(node.attr) and node.attr in defined_elsewhere
-              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
-            used.append(node.attr)
+        if isinstance(node, ast.ImportFrom):
+            if node.level or (node.module or "").startswith("nlcourse"):
+                used += [a.name for a in node.names if _private(a.name)]
+        elif isinstance(node, ast.Attribute) and node.attr in defined_elsewhere:
+            on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+            if _private(node.attr) and not on_self:
+                used.append(node.attr)
     return used
 
 
