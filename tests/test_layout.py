@@ -5,6 +5,7 @@ its reason beside it."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -69,10 +70,11 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
-def _private_defs(path: Path) -> set[str]:
-    return {n.name for n in ast.walk(ast.parse(path.read_text()))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            and _private(n.name)}
+@functools.cache
+def _private_defs(path: Path) -> frozenset[str]:
+    return frozenset(n.name for n in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                     and _private(n.name))
 
 
 def test_the_private_check_sees_a_private_call():
